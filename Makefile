@@ -1,0 +1,86 @@
+# pki.est — the two commands: `make demo` and `make test`.
+# Everything installs itself: Python packages into .venv, Debian packages through apt-get.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+BUILD := .build
+# Ansible finds the collection through this symlink; ansible-test needs a real copy (SANITY_DIR).
+COLLECTIONS := $(abspath $(BUILD))/collections
+SANITY_DIR := $(BUILD)/sanity/ansible_collections/pki/est
+DEMO_DIR := $(abspath .demo)
+SYSTEM_PACKAGES := shellcheck
+PYTEST_FLAGS ?= -q
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
+export ANSIBLE_NOCOLOR := 1
+export ANSIBLE_LOCALHOST_WARNING := false
+export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: help demo demo-stop test test-sanity test-units test-lab test-integration lint venv system-deps collection clean
+
+help:
+	@echo "make demo   - start the lab EST server on 127.0.0.1:8443 and run playbooks/enroll.yml against this host"
+	@echo "make test   - sanity, unit, lab server, integration tests and ansible-lint"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
+	    || { echo "apt-get could not install$$missing" >&2; exit 1; }; \
+	fi
+
+collection:
+	@mkdir -p $(COLLECTIONS)/ansible_collections/pki
+	@ln -sfn $(CURDIR) $(COLLECTIONS)/ansible_collections/pki/est
+
+demo: venv collection
+	@mkdir -p $(DEMO_DIR)
+	$(BIN)/ansible-playbook -i demo/inventory.yml playbooks/lab_server.yml
+	$(BIN)/ansible-playbook -i demo/inventory.yml playbooks/enroll.yml
+
+demo-stop: venv collection
+	$(BIN)/ansible-playbook -i demo/inventory.yml playbooks/lab_server.yml -e est_lab_server_state=stopped
+
+test: venv system-deps collection test-units test-lab test-integration test-sanity lint
+	@echo "make test: all suites passed"
+
+test-units: venv
+	$(PY) -m pytest $(PYTEST_FLAGS) tests/unit
+
+test-lab: venv
+	$(PY) -m pytest $(PYTEST_FLAGS) tests/lab_server
+
+test-integration: venv collection
+	$(PY) -m pytest $(PYTEST_FLAGS) -n 2 tests/integration
+
+# ansible-test wants the collection under .../ansible_collections/pki/est inside a git work tree.
+test-sanity: venv
+	@pipver=$$($(PY) -c 'import re,ansible_test,os;p=os.path.join(os.path.dirname(ansible_test.__file__),"_internal","python_requirements.py");print(re.search(r"pip=.([0-9.]+)",open(p).read()).group(1))'); \
+	  cache=$$HOME/.ansible/test/cache/get_pip_$${pipver//./_}.py; mkdir -p $$(dirname $$cache); \
+	  [ -f $$cache ] || cp tests/tools/get_pip.py $$cache
+	rm -rf $(BUILD)/sanity && mkdir -p $(SANITY_DIR)
+	git ls-files -z --cached --others --exclude-standard | xargs -0 -I{} cp --parents -P {} $(SANITY_DIR)/ 2>/dev/null || true
+	cd $(SANITY_DIR) && git init -q && git add -A
+	cd $(SANITY_DIR) && $(abspath $(BIN))/ansible-test sanity --local --python 3.11 \
+	  $$(find plugins -name '*.ps1' -o -name '*.psm1' | sed 's/^/--exclude /')
+
+lint: venv
+	$(BIN)/ansible-lint --profile production
+
+clean:
+	rm -rf $(BUILD) tests/output .pytest_cache

@@ -1,0 +1,74 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pki.est developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+
+    # Files and renewal options shared by est_enroll and est_reenroll.
+    DOCUMENTATION = r'''
+options:
+  path:
+    description:
+      - The certificate (PEM) on the managed host.
+    type: path
+  private_key_path:
+    description:
+      - The private key (PEM, PKCS#8, unencrypted) on the managed host. A new key is generated
+        here when the file is missing (or when a new key is needed) and never leaves the host.
+    type: path
+  chain_path:
+    description:
+      - Where to write the CA chain of the issued certificate (PEM, nearest issuer first).
+      - When set, an existing certificate must be issued by a certificate in this file to count as current.
+    type: path
+  fullchain_path:
+    description:
+      - Where to write the certificate followed by its chain (PEM).
+    type: path
+  key_type:
+    description:
+      - Type of a newly generated key. An existing key of another type is replaced by a new one.
+      - Defaults to C(ec-p256) for new keys; without it an existing key of any type is kept.
+    type: str
+    choices: [ec-p256, ec-p384, ec-p521, rsa-2048, rsa-3072, rsa-4096, ed25519]
+  renew_before:
+    description:
+      - When to renew, measured back from the certificate's notAfter.
+      - Days (V(30) or V(30d)), hours (V(12h)), minutes (V(90m)), seconds (V(600s)), or a share of
+        the certificate's lifetime (V(33%)).
+    type: str
+    default: '33%'
+  force:
+    description:
+      - Renew even when the certificate is current.
+    type: bool
+    default: false
+  backup:
+    description:
+      - Keep timestamped copies of the key, certificate and chain files before they are replaced.
+    type: bool
+    default: false
+  wait_timeout:
+    description:
+      - Seconds to keep polling within this run when the server answers 202 (request pending),
+        honouring its C(Retry-After). With V(0) the module returns RV(pending=true) at once
+        and the next run resubmits the same request.
+    type: int
+    default: 0
+  san_policy:
+    description:
+      - What to do when the issued certificate lacks a requested subjectAltName.
+      - V(fail) refuses to install it (the old key and certificate stay); V(warn) installs it with a warning.
+    type: str
+    default: fail
+    choices: [fail, warn]
+  private_key_mode:
+    description:
+      - Mode of the private key file (and of the pending key). O(mode) applies to the certificate and chain files.
+    type: raw
+    default: '0600'
+'''

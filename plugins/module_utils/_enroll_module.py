@@ -1,0 +1,114 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pki.est developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ansible glue shared by the enrollment modules (est_enroll, est_reenroll).
+
+Turns module parameters into an :class:`~.enroll.Enrollment`, runs it with check mode,
+diff and backup, and returns the facts. The protocol and the decisions stay in the engine.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from .errors import ESTError
+from ._module import FileWriter, connection_kwargs, fail, require_libraries
+from .keys import KEY_TYPES
+
+# Options every enrollment module has besides the connection options.
+ENROLLMENT_ARGUMENT_SPEC = dict(
+    path=dict(type='path'),
+    private_key_path=dict(type='path', no_log=False),
+    chain_path=dict(type='path'),
+    fullchain_path=dict(type='path'),
+    key_type=dict(type='str', choices=list(KEY_TYPES)),
+    renew_before=dict(type='str', default='33%'),
+    force=dict(type='bool', default=False),
+    backup=dict(type='bool', default=False),
+    wait_timeout=dict(type='int', default=0),
+    san_policy=dict(type='str', default='fail', choices=['fail', 'warn']),
+    private_key_mode=dict(type='raw', default='0600', no_log=False),
+)
+
+
+class AnsibleFiles:
+    """The engine's file interface on top of :class:`FileWriter` (check mode, backup, owner/group/mode)."""
+
+    def __init__(self, module, writer, backup):
+        self.module = module
+        self.writer = writer
+        self.backup = backup
+
+    def write(self, path, data, mode=None, secret=False):
+        pending = path.endswith('.pending.json') or path.endswith('.pending.key')
+        self.writer.write(path, data, mode=mode, backup=self.backup and not pending, diff=False,
+                          file_args=not pending, mode_param=not secret and not pending)
+
+    def remove(self, path):
+        self.writer.remove(path)
+
+
+def octal_mode(module, value, name):
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value), 8)
+    except ValueError:
+        module.fail_json(msg='%s must be an octal mode such as 0600, got %r' % (name, value), error_kind='invalid_input')
+
+
+def wanted_from_params(params):
+    """The :class:`~.hoststate.Wanted` description from user options."""
+    from .csr import eku_oids, key_usage_names, normalize_san, subject_pairs
+    from .hoststate import Wanted, parse_renew_before
+    return Wanted(
+        subject=subject_pairs(params.get('common_name'), params.get('subject')),
+        sans=[normalize_san(s) for s in params.get('subject_alt_name') or []],
+        key_usage=key_usage_names(params.get('key_usage')),
+        eku=eku_oids(params.get('extended_key_usage')),
+        key_type=params.get('key_type'),
+        window=parse_renew_before(params.get('renew_before')),
+    )
+
+
+def _cert_summary(facts):
+    keys = ('subject', 'subject_alt_name', 'issuer', 'serial', 'not_before', 'not_after', 'sha256_fingerprint')
+    return ''.join('%s: %s\n' % (k, facts[k]) for k in keys if k in facts)
+
+
+def run_enrollment(module, options, check_mode_action_names):
+    """Plan, honour check mode, run, and exit the module with the result."""
+    from .certinfo import cert_facts
+    from .csr import extension_values
+    from .enroll import Enrollment
+    require_libraries(module, network=False)
+    writer = FileWriter(module)
+    job = Enrollment(options, connection_kwargs(module.params), files=AnsibleFiles(module, writer, module.params.get('backup')))
+    try:
+        action, reasons = job.plan()
+        before = {}
+        if job.state.cert is not None:
+            before = cert_facts(job.state.cert)
+            before['subject_alt_name'] = extension_values(job.state.cert)['sans']
+        if action == 'none':
+            result = job.run()
+        elif module.check_mode:
+            result = dict(changed=True, action=check_mode_action_names.get(action, action), reasons=reasons, pending=False)
+            result.update(before)
+        else:
+            require_libraries(module, network=True)
+            result = job.run()
+    except ESTError as exc:
+        fail(module, exc, changed=writer.changed, requests_made=job.requests_made)
+    for warning in job.warnings:
+        module.warn(warning)
+    result['requests_made'] = job.requests_made
+    result['changed'] = bool(result['changed'] or writer.changed)
+    if writer.backup_files:
+        result['backup_files'] = writer.backup_files
+    if module._diff and result['changed']:
+        after = result if result.get('action') not in ('pending',) and not module.check_mode else {}
+        result['diff'] = {'before': _cert_summary(before),
+                          'after': _cert_summary(after) if after else '(%s: %s)\n' % (result['action'], '; '.join(reasons))}
+    module.exit_json(**result)

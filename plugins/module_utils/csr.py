@@ -1,0 +1,255 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pki.est developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PKCS#10 requests (RFC 2986) for software keys, built with ``cryptography``.
+
+Also the vocabulary modules use to describe what a certificate should hold: subject
+attributes, subjectAltName entries as ``DNS:``/``IP:``/``email:``/``URI:`` strings, key
+usage and extended key usage names. The same vocabulary compares an existing certificate
+with what is wanted.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import ipaddress
+import re
+
+from .errors import ESTError
+
+# Subject attribute names users may write, mapped to dotted OIDs.
+_NAME_OIDS = {
+    'cn': '2.5.4.3', 'commonname': '2.5.4.3',
+    'c': '2.5.4.6', 'countryname': '2.5.4.6',
+    'l': '2.5.4.7', 'localityname': '2.5.4.7',
+    'st': '2.5.4.8', 'stateorprovincename': '2.5.4.8',
+    'street': '2.5.4.9', 'streetaddress': '2.5.4.9',
+    'o': '2.5.4.10', 'organizationname': '2.5.4.10',
+    'ou': '2.5.4.11', 'organizationalunitname': '2.5.4.11',
+    'title': '2.5.4.12',
+    'serialnumber': '2.5.4.5',
+    'postalcode': '2.5.4.17',
+    'sn': '2.5.4.4', 'surname': '2.5.4.4',
+    'givenname': '2.5.4.42', 'gn': '2.5.4.42',
+    'pseudonym': '2.5.4.65',
+    'dc': '0.9.2342.19200300.100.1.25', 'domaincomponent': '0.9.2342.19200300.100.1.25',
+    'uid': '0.9.2342.19200300.100.1.1', 'userid': '0.9.2342.19200300.100.1.1',
+    'emailaddress': '1.2.840.113549.1.9.1', 'email': '1.2.840.113549.1.9.1',
+}
+
+KEY_USAGES = {
+    'digitalsignature': 'digital_signature',
+    'nonrepudiation': 'content_commitment', 'contentcommitment': 'content_commitment',
+    'keyencipherment': 'key_encipherment',
+    'dataencipherment': 'data_encipherment',
+    'keyagreement': 'key_agreement',
+    'keycertsign': 'key_cert_sign',
+    'crlsign': 'crl_sign',
+    'encipheronly': 'encipher_only',
+    'decipheronly': 'decipher_only',
+}
+
+EXTENDED_KEY_USAGES = {
+    'serverauth': '1.3.6.1.5.5.7.3.1',
+    'clientauth': '1.3.6.1.5.5.7.3.2',
+    'codesigning': '1.3.6.1.5.5.7.3.3',
+    'emailprotection': '1.3.6.1.5.5.7.3.4',
+    'timestamping': '1.3.6.1.5.5.7.3.8',
+    'ocspsigning': '1.3.6.1.5.5.7.3.9',
+    'anyextendedkeyusage': '2.5.29.37.0',
+}
+
+_DOTTED = re.compile(r'^[0-2](\.[0-9]+)+$')
+
+
+def _norm(name):
+    return re.sub(r'[\s_\-]', '', str(name)).lower()
+
+
+def subject_pairs(common_name=None, subject=None):
+    """``[(oid, value), ...]`` from ``subject`` (a dict, values str or list) and ``common_name``."""
+    pairs = []
+    for name, values in (subject or {}).items():
+        oid = name if _DOTTED.match(str(name)) else _NAME_OIDS.get(_norm(name))
+        if oid is None:
+            raise ESTError('invalid_input', 'unknown subject attribute %r (use e.g. CN, O, OU, C, ST, L, serialNumber, '
+                           'emailAddress, DC, or a dotted OID)' % (name,))
+        for value in values if isinstance(values, (list, tuple)) else [values]:
+            value = str(value)
+            if not value:
+                raise ESTError('invalid_input', 'subject attribute %r is empty' % (name,))
+            if oid == '2.5.4.6' and len(value) != 2:
+                raise ESTError('invalid_input', 'subject C (country) must be two letters, got %r' % value)
+            pairs.append((oid, value))
+    if common_name and ('2.5.4.3', str(common_name)) not in pairs:
+        if any(oid == '2.5.4.3' for oid, _v in pairs):
+            raise ESTError('invalid_input', 'common_name and subject.CN disagree')
+        pairs.append(('2.5.4.3', str(common_name)))
+    return pairs
+
+
+def x509_name(pairs):
+    from cryptography import x509
+    return x509.Name([x509.NameAttribute(x509.ObjectIdentifier(oid), value) for oid, value in pairs])
+
+
+def name_pairs(name):
+    """``[(oid, value), ...]`` of an ``x509.Name``, for comparing with :func:`subject_pairs`."""
+    return [(attr.oid.dotted_string, attr.value if isinstance(attr.value, str) else attr.value.hex()) for attr in name]
+
+
+def normalize_san(entry):
+    """One subjectAltName entry in canonical string form (``DNS:`` lower case, ``IP:`` compressed)."""
+    text = str(entry).strip()
+    kind, sep, value = text.partition(':')
+    if not sep or not value:
+        raise ESTError('invalid_input', 'subject_alt_name entry %r must look like DNS:name, IP:address, email:addr or URI:uri' % text)
+    kind = kind.strip().lower()
+    value = value.strip()
+    if kind == 'dns':
+        return 'DNS:' + value.lower().rstrip('.')
+    if kind in ('ip', 'ip address'):
+        try:
+            return 'IP:' + str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ESTError('invalid_input', 'subject_alt_name %r is not an IP address' % text)
+    if kind in ('email', 'rfc822', 'rfc822name'):
+        return 'email:' + value
+    if kind == 'uri':
+        return 'URI:' + value
+    raise ESTError('invalid_input', 'subject_alt_name type %r is not supported (DNS, IP, email, URI)' % kind)
+
+
+def general_names(sans):
+    from cryptography import x509
+    result = []
+    for entry in sans:
+        kind, _sep, value = normalize_san(entry).partition(':')
+        if kind == 'DNS':
+            result.append(x509.DNSName(value))
+        elif kind == 'IP':
+            result.append(x509.IPAddress(ipaddress.ip_address(value)))
+        elif kind == 'email':
+            result.append(x509.RFC822Name(value))
+        else:
+            result.append(x509.UniformResourceIdentifier(value))
+    return result
+
+
+def san_strings(names):
+    """Canonical strings for the GeneralNames of a subjectAltName extension."""
+    from cryptography import x509
+    result = []
+    for name in names:
+        if isinstance(name, x509.DNSName):
+            result.append('DNS:' + name.value.lower().rstrip('.'))
+        elif isinstance(name, x509.IPAddress):
+            result.append('IP:' + str(name.value))
+        elif isinstance(name, x509.RFC822Name):
+            result.append('email:' + name.value)
+        elif isinstance(name, x509.UniformResourceIdentifier):
+            result.append('URI:' + name.value)
+        else:
+            result.append('%s:%r' % (type(name).__name__, name.value))
+    return result
+
+
+def key_usage_names(names):
+    """Canonical attribute names of ``cryptography``'s KeyUsage for user-written names."""
+    result = []
+    for name in names or []:
+        attr = KEY_USAGES.get(_norm(name))
+        if attr is None:
+            raise ESTError('invalid_input', 'unknown key usage %r (use e.g. digitalSignature, keyEncipherment, keyAgreement)' % name)
+        result.append(attr)
+    return sorted(set(result))
+
+
+def eku_oids(names):
+    result = []
+    for name in names or []:
+        oid = name if _DOTTED.match(str(name)) else EXTENDED_KEY_USAGES.get(_norm(name))
+        if oid is None:
+            raise ESTError('invalid_input', 'unknown extended key usage %r (use serverAuth, clientAuth, ... or a dotted OID)' % name)
+        result.append(oid)
+    return sorted(set(result))
+
+
+def extension_values(ext_holder):
+    """``{'sans': [...], 'key_usage': [...], 'eku': [...]}`` of a certificate or CSR."""
+    from cryptography import x509
+    result = {'sans': [], 'key_usage': [], 'eku': []}
+    extensions = ext_holder.extensions
+    try:
+        result['sans'] = san_strings(extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        usage = extensions.get_extension_for_class(x509.KeyUsage).value
+        names = []
+        for attr in sorted(set(KEY_USAGES.values())):
+            try:
+                if getattr(usage, attr):
+                    names.append(attr)
+            except ValueError:  # encipher_only/decipher_only without key_agreement
+                pass
+        result['key_usage'] = names
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        result['eku'] = sorted(oid.dotted_string for oid in extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        pass
+    return result
+
+
+def build_csr(private_key, pairs, sans=None, key_usage=None, eku=None, challenge_password=None, hash_name=None):
+    """A signed ``x509.CertificateSigningRequest`` for ``private_key``."""
+    from cryptography import x509
+    from cryptography.x509.oid import AttributeOID
+    from .keys import signature_hash
+    if not pairs and not sans:
+        raise ESTError('invalid_input', 'the request needs a subject (common_name or subject) or subject_alt_name')
+    builder = x509.CertificateSigningRequestBuilder().subject_name(x509_name(pairs))
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(general_names(sans)), critical=not pairs)
+    usages = key_usage_names(key_usage)
+    if usages:
+        flags = dict((attr, attr in usages) for attr in set(KEY_USAGES.values()))
+        builder = builder.add_extension(x509.KeyUsage(**flags), critical=True)
+    ekus = eku_oids(eku)
+    if ekus:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([x509.ObjectIdentifier(o) for o in ekus]), critical=False)
+    if challenge_password:
+        builder = builder.add_attribute(AttributeOID.CHALLENGE_PASSWORD, challenge_password.encode('utf-8'))
+    try:
+        return builder.sign(private_key, signature_hash(private_key, hash_name))
+    except (ValueError, TypeError) as exc:
+        raise ESTError('invalid_input', 'cannot build the certificate request: %s' % exc)
+
+
+def load_csr(data, source='CSR'):
+    """A CSR from PEM or DER bytes; its signature must verify."""
+    from cryptography import x509
+    if isinstance(data, str):
+        data = data.encode('utf-8')
+    try:
+        if b'-----BEGIN' in data:
+            csr = x509.load_pem_x509_csr(data)
+        else:
+            csr = x509.load_der_x509_csr(data)
+    except ValueError as exc:
+        raise ESTError('invalid_input', 'cannot read the %s: %s' % (source, exc))
+    if not csr.is_signature_valid:
+        raise ESTError('invalid_input', 'the %s signature does not verify' % source)
+    return csr
+
+
+def csr_der(csr):
+    from cryptography.hazmat.primitives.serialization import Encoding
+    return csr.public_bytes(Encoding.DER)
+
+
+def csr_pem(csr):
+    from cryptography.hazmat.primitives.serialization import Encoding
+    return csr.public_bytes(Encoding.PEM)

@@ -1,0 +1,343 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pki.est developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Simple enrollment and re-enrollment (RFC 7030 §4.2) from request to installed files.
+
+:func:`request_certificate` POSTs a CSR and polls while the server answers 202 (within a
+time budget); :func:`select_and_verify` picks the issued certificate by its public key and
+checks it before anything is installed; :class:`Enrollment` runs the whole job against the
+host state and a small file interface, so the same code serves the modules (through
+Ansible's file handling) and the host-side renewal agent (through :mod:`.fileio`).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import datetime
+import os
+import time
+
+from . import codecs
+from .errors import ESTError, ESTPending
+
+DEFAULT_POLL_SECONDS = 5
+
+
+def request_certificate(transport, operation, csr_der, wait_timeout=0, sleep=time.sleep, clock=time.monotonic):
+    """POST the CSR to ``operation`` and return the certificates of the answer.
+
+    While the server answers 202 and ``wait_timeout`` seconds are not used up, wait for its
+    ``Retry-After`` (or 5 s) and send the same request again; then raise the last
+    :class:`ESTPending`.
+    """
+    deadline = clock() + max(0, wait_timeout or 0)
+    while True:
+        try:
+            response = transport.post(operation, csr_der, codecs.PKCS10_MEDIA_TYPE)
+        except ESTPending as pending:
+            remaining = deadline - clock()
+            if remaining <= 0:
+                raise
+            delay = pending.retry_after if pending.retry_after is not None else DEFAULT_POLL_SECONDS
+            sleep(max(0.2, min(delay, remaining)))
+            continue
+        if response.status == 204 or not response.body:
+            raise ESTError('bad_response', 'the server answered %s with HTTP %d and no certificate' % (operation, response.status))
+        if not codecs.media_type_is(response.content_type, codecs.PKCS7_MEDIA_TYPES):
+            raise ESTError('unexpected_content_type', 'the %s answer has Content-Type %r, expected application/pkcs7-mime'
+                           % (operation, response.content_type))
+        return codecs.load_certs_only(codecs.decode_body(response.body, operation), '%s answer' % operation)
+
+
+def build_chain(cert, pool):
+    """The issuers of ``cert`` found in ``pool``, nearest first, up to a self-signed one or a gap."""
+    chain = []
+    current = cert
+    for _depth in range(8):
+        issuer = None
+        for candidate in pool:
+            if candidate is current or candidate in chain:
+                continue
+            try:
+                current.verify_directly_issued_by(candidate)
+            except Exception:  # pylint: disable=broad-except
+                continue
+            issuer = candidate
+            break
+        if issuer is None:
+            break
+        chain.append(issuer)
+        if issuer.subject == issuer.issuer:
+            break
+        current = issuer
+    return chain
+
+
+def select_and_verify(certs, public_key, ca_certs, wanted_sans=None, san_policy='fail', now=None):
+    """``(cert, chain, warnings)``: the issued certificate for ``public_key``, checked.
+
+    The certificate is found by its key, never by position. It must chain to one of
+    ``ca_certs`` (the server's /cacerts) through the certificates of the answer, be valid
+    now, and hold the wanted SANs (``san_policy`` ``fail`` or ``warn``).
+    """
+    from .certinfo import not_after, not_before
+    from .csr import extension_values
+    cert = codecs.find_certificate_for_key(certs, public_key)
+    if cert is None:
+        raise ESTError('verification', 'the server returned %d certificate(s), none for the key of this request '
+                       '(subjects: %s)' % (len(certs), '; '.join(c.subject.rfc4514_string() for c in certs)))
+    chain = build_chain(cert, list(ca_certs) + [c for c in certs if c is not cert])
+    anchors = set(codecs.public_key_der(c.public_key()) for c in ca_certs)
+    if ca_certs and not any(codecs.public_key_der(c.public_key()) in anchors for c in chain):
+        raise ESTError('verification', 'the issued certificate (issuer %s) does not chain to the CA certificates of the server'
+                       % cert.issuer.rfc4514_string())
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    if not_after(cert) <= now:
+        raise ESTError('verification', 'the issued certificate expired at %s' % not_after(cert).isoformat())
+    warnings = []
+    if not_before(cert) > now + datetime.timedelta(minutes=5):
+        warnings.append('the issued certificate is not valid before %s' % not_before(cert).isoformat())
+    missing = sorted(set(wanted_sans or []) - set(extension_values(cert)['sans']))
+    if missing:
+        message = 'the issued certificate lacks the requested subjectAltName %s' % ', '.join(missing)
+        if san_policy == 'fail':
+            raise ESTError('verification', message)
+        warnings.append(message)
+    return cert, chain, warnings
+
+
+class Files:
+    """How :class:`Enrollment` touches the host. The default writes with :mod:`.fileio`."""
+
+    def write(self, path, data, mode=None, secret=False):  # pylint: disable=unused-argument
+        from .fileio import atomic_write
+        atomic_write(path, data, mode)
+
+    def remove(self, path):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+class Options:
+    """What an enrollment job is asked to do (plain values, validated by the caller)."""
+
+    def __init__(self, cert_path=None, key_path=None, chain_path=None, fullchain_path=None, wanted=None,
+                 key_type=None, rekey=False, force=False, reenroll='auto', invalid_certificate='fail',
+                 san_policy='fail', wait_timeout=0, key_mode=0o600, cert_mode=None, challenge_password=None,
+                 external_csr=None):
+        from .hoststate import Wanted
+        self.cert_path = cert_path
+        self.key_path = key_path
+        self.chain_path = chain_path
+        self.fullchain_path = fullchain_path
+        self.wanted = wanted or Wanted()
+        self.key_type = key_type
+        self.rekey = rekey
+        self.force = force
+        self.reenroll = reenroll
+        self.invalid_certificate = invalid_certificate
+        self.san_policy = san_policy
+        self.wait_timeout = wait_timeout
+        self.key_mode = key_mode
+        self.cert_mode = cert_mode
+        self.challenge_password = challenge_password
+        self.external_csr = external_csr
+
+
+class Enrollment:
+    """One host's enrollment job: plan without the network, then run."""
+
+    def __init__(self, options, connection, files=None, transport_factory=None, sleep=time.sleep, clock=time.monotonic):
+        from .transport import ESTTransport
+        self.options = options
+        self.connection = dict(connection)
+        self.files = files or Files()
+        self.transport_factory = transport_factory or ESTTransport
+        self.sleep = sleep
+        self.clock = clock
+        self.state = None
+        self.action = None
+        self.reasons = []
+        self.warnings = []
+        self.requests_made = 0
+
+    # -- planning (no network) -------------------------------------------------------------
+    def plan(self):
+        """``(action, reasons)`` with action ``none``, ``enroll``, ``reenroll`` or ``resume``."""
+        from . import hoststate
+        opts = self.options
+        if opts.external_csr is not None:
+            self.state = hoststate.inspect(opts.cert_path, None) if opts.cert_path else hoststate.HostState()
+            self.action, self.reasons = self._plan_external()
+            return self.action, self.reasons
+        self.state = hoststate.inspect(opts.cert_path, opts.key_path, opts.chain_path)
+        self.action, self.reasons = hoststate.decide(self.state, opts.wanted, force=opts.force, reenroll=opts.reenroll,
+                                                     invalid_certificate=opts.invalid_certificate)
+        return self.action, self.reasons
+
+    def _plan_external(self):
+        from .hoststate import renewal_time
+        opts, state = self.options, self.state
+        if state.cert is None:
+            return 'enroll', ['there is no certificate' if not state.cert_error else state.cert_error]
+        if codecs.public_key_der(state.cert.public_key()) != codecs.public_key_der(opts.external_csr.public_key()):
+            return 'enroll', ['the certificate is not for the key of the CSR']
+        if opts.force:
+            return 'enroll', ['force is set']
+        due = renewal_time(state.cert, opts.wanted.window)
+        if datetime.datetime.now(datetime.timezone.utc) >= due:
+            return 'enroll', ['the certificate is inside its renewal window']
+        return 'none', []
+
+    def new_key_needed(self):
+        from .keys import key_type_of
+        opts, state = self.options, self.state
+        if opts.external_csr is not None:
+            return False
+        if state.key is None or opts.rekey:
+            return True
+        return bool(opts.key_type and key_type_of(state.key) != opts.key_type)
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self):
+        """Carry out the planned action; returns a result dict (see the modules' RETURN)."""
+        if self.action is None:
+            self.plan()
+        if self.action == 'none':
+            return self._result(False, 'none', self.state.cert)
+        if self.options.external_csr is not None:
+            return self._run_external()
+        from .hoststate import PendingState, pending_paths
+        from .keys import generate_private_key, private_key_pem
+        from .csr import csr_der, csr_pem, load_csr
+        opts, state = self.options, self.state
+        paths = pending_paths(opts.cert_path)
+        previous = state.cert if (state.cert is not None and state.key is not None and self._current_pair_valid()) else None
+        if self.action == 'resume':
+            pending = state.pending
+            operation, new_key = pending.operation, pending.new_key
+            key = state.pending_key if new_key else state.key
+            if key is None:
+                raise ESTError('host_state', 'the pending request needs the private key %s, which is missing' % opts.key_path)
+            csr = load_csr(pending.csr_pem.encode('ascii'), 'pending CSR %s' % paths['state'])
+            if codecs.public_key_der(csr.public_key()) != codecs.public_key_der(key.public_key()):
+                raise ESTError('host_state', 'the pending CSR in %s is not for the key it was made with; remove the pending '
+                               'files to start over' % paths['state'])
+            attempts = pending.attempts + 1
+            created = pending.created
+        else:
+            operation = 'simplereenroll' if self.action == 'reenroll' and previous is not None else 'simpleenroll'
+            new_key = self.new_key_needed()
+            key = generate_private_key(opts.key_type or 'ec-p256') if new_key else state.key
+            csr = self._build_csr(key, operation, previous)
+            attempts = 1
+            created = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+            if new_key:
+                # The new key is on disk (0600) before the request leaves, so a pending answer keeps it.
+                self.files.write(paths['key'], private_key_pem(key), 0o600, secret=True)
+        try:
+            certs, ca_certs = self._exchange(operation, csr_der(csr), previous)
+        except ESTPending as exc:
+            record = PendingState(operation, csr_pem(csr).decode('ascii'), new_key, created, exc.retry_after, attempts)
+            self.files.write(paths['state'], record.to_json(), 0o600)
+            result = self._result(True, 'pending', previous)
+            result.update(pending=True, retry_after=exc.retry_after, pending_since=created, attempts=attempts)
+            return result
+        except ESTError:
+            self._discard_new_key(paths, new_key)
+            raise
+        try:
+            cert, chain, warnings = select_and_verify(certs, key.public_key(), ca_certs, opts.wanted.sans, opts.san_policy)
+        except ESTError:
+            self._discard_new_key(paths, new_key)
+            raise
+        self.warnings.extend(warnings)
+        self._install(cert, chain, key if new_key else None)
+        self.files.remove(paths['state'])
+        self.files.remove(paths['key'])
+        if previous is None:
+            action = 'enrolled'
+        else:
+            action = 'rekeyed' if new_key else 'renewed'
+        result = self._result(True, action, cert)
+        result['operation'] = operation
+        return result
+
+    def _current_pair_valid(self):
+        from .certinfo import not_after
+        from .keys import keys_match
+        state = self.state
+        return keys_match(state.key, state.cert) and not_after(state.cert) > datetime.datetime.now(datetime.timezone.utc)
+
+    def _build_csr(self, key, operation, previous):
+        from .csr import build_csr, extension_values, name_pairs
+        wanted = self.options.wanted
+        if operation == 'simplereenroll':
+            # RFC 7030 §4.2.2: subject and subjectAltName identical to the current certificate.
+            pairs = name_pairs(previous.subject)
+            sans = extension_values(previous)['sans']
+        else:
+            pairs, sans = wanted.subject, wanted.sans
+        return build_csr(key, pairs, sans, _ku_names(wanted.key_usage), wanted.eku, self.options.challenge_password)
+
+    def _exchange(self, operation, der, previous):
+        from .cacerts import fetch_cacerts
+        connection = dict(self.connection)
+        if operation == 'simplereenroll':
+            # Re-enrollment authenticates with the certificate being renewed (RFC 7030 §3.3.2).
+            connection.update(client_cert_path=self.options.cert_path, client_key_path=self.options.key_path)
+        transport = self.transport_factory(**connection)
+        try:
+            ca_certs = fetch_cacerts(transport)
+            certs = request_certificate(transport, operation, der, self.options.wait_timeout, self.sleep, self.clock)
+        finally:
+            self.requests_made += getattr(transport, 'requests_made', 0)
+        return certs, ca_certs
+
+    def _discard_new_key(self, paths, new_key):
+        if new_key and self.action != 'resume':
+            self.files.remove(paths['key'])
+
+    def _install(self, cert, chain, new_key):
+        """Chain first, then key and certificate back to back: the old pair stays until the new one is whole."""
+        from .codecs import certs_to_pem
+        from .keys import private_key_pem
+        opts = self.options
+        if opts.chain_path:
+            self.files.write(opts.chain_path, certs_to_pem(chain), opts.cert_mode)
+        if new_key is not None:
+            self.files.write(opts.key_path, private_key_pem(new_key), opts.key_mode, secret=True)
+        self.files.write(opts.cert_path, certs_to_pem([cert]), opts.cert_mode)
+        if opts.fullchain_path:
+            self.files.write(opts.fullchain_path, certs_to_pem([cert] + chain), opts.cert_mode)
+
+    def _run_external(self):
+        from .csr import csr_der
+        opts = self.options
+        certs, ca_certs = self._exchange('simpleenroll', csr_der(opts.external_csr), None)
+        cert, chain, warnings = select_and_verify(certs, opts.external_csr.public_key(), ca_certs, opts.wanted.sans, opts.san_policy)
+        self.warnings.extend(warnings)
+        if opts.cert_path:
+            self._install(cert, chain, None)
+        result = self._result(True, 'enrolled', cert)
+        from .codecs import certs_to_pem
+        result['certificate_pem'] = certs_to_pem([cert])
+        result['chain_pem'] = certs_to_pem(chain)
+        return result
+
+    def _result(self, changed, action, cert):
+        from .certinfo import cert_facts
+        from .csr import extension_values
+        result = {'changed': changed, 'action': action, 'reasons': list(self.reasons), 'pending': False}
+        if cert is not None:
+            facts = cert_facts(cert)
+            facts['subject_alt_name'] = extension_values(cert)['sans']
+            result.update(facts)
+        return result
+
+
+def _ku_names(attrs):
+    """Key usage attribute names back to the names build_csr accepts (it normalises either form)."""
+    return [a.replace('_', '') for a in attrs]

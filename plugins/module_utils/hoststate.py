@@ -1,0 +1,212 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pki.est developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What is on the host, and what to do about it.
+
+:func:`inspect` reads the key, certificate, chain and any pending request from disk without
+touching the network; :func:`decide` compares that with what is wanted and returns one of
+``none``, ``enroll``, ``reenroll`` or ``resume`` (a pending request to submit again) with
+the reasons. Idempotence lives here: a run that decides ``none`` makes no request.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import datetime
+import json
+import re
+
+from .errors import ESTError
+from .fileio import read_bytes
+
+_WINDOW = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*(%|d|h|m|s)?\s*$', re.I)
+
+
+def parse_renew_before(value):
+    """``('seconds', n)`` or ``('share', f)`` from ``30``/``30d``/``12h``/``33%``."""
+    if value is None or value == '':
+        return ('share', 1 / 3.0)
+    match = _WINDOW.match(str(value))
+    if not match:
+        raise ESTError('invalid_input', 'renew_before must be days (30 or 30d), hours (12h), minutes (90m), seconds (600s) '
+                       'or a share of the lifetime (33%%), got %r' % (value,))
+    number, unit = float(match.group(1)), (match.group(2) or 'd').lower()
+    if unit == '%':
+        if number > 100:
+            raise ESTError('invalid_input', 'renew_before as a share must be at most 100%%, got %r' % (value,))
+        return ('share', number / 100.0)
+    return ('seconds', number * {'d': 86400, 'h': 3600, 'm': 60, 's': 1}[unit])
+
+
+def renewal_time(cert, window):
+    """When ``cert`` enters its renewal window."""
+    from .certinfo import not_after, not_before
+    end = not_after(cert)
+    kind, amount = window
+    if kind == 'share':
+        lifetime = (end - not_before(cert)).total_seconds()
+        return end - datetime.timedelta(seconds=lifetime * amount)
+    return end - datetime.timedelta(seconds=amount)
+
+
+class Wanted:
+    """What the certificate should hold. Empty fields mean "no opinion"."""
+
+    def __init__(self, subject=None, sans=None, key_usage=None, eku=None, key_type=None, window=None):
+        self.subject = subject or []          # [(oid, value)]
+        self.sans = sans or []                # canonical strings
+        self.key_usage = key_usage or []      # cryptography attribute names
+        self.eku = eku or []                  # dotted OIDs
+        self.key_type = key_type
+        self.window = window or ('share', 1 / 3.0)
+
+
+class PendingState:
+    """A request the server accepted (202) but has not answered yet, kept beside the certificate."""
+
+    def __init__(self, operation, csr_pem, new_key, created, retry_after=None, attempts=1):
+        self.operation = operation
+        self.csr_pem = csr_pem
+        self.new_key = new_key
+        self.created = created
+        self.retry_after = retry_after
+        self.attempts = attempts
+
+    def to_json(self):
+        return json.dumps({'operation': self.operation, 'csr': self.csr_pem, 'new_key': self.new_key,
+                           'created': self.created, 'retry_after': self.retry_after, 'attempts': self.attempts},
+                          indent=2, sort_keys=True) + '\n'
+
+    @classmethod
+    def from_json(cls, data, source):
+        try:
+            raw = json.loads(data.decode('utf-8'))
+            return cls(raw['operation'], raw['csr'], bool(raw['new_key']), raw['created'], raw.get('retry_after'),
+                       int(raw.get('attempts', 1)))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ESTError('host_state', 'the pending request file %s is unreadable (%s); remove it to start over' % (source, exc))
+
+
+def pending_paths(cert_path):
+    """The files that keep a pending request: its state and, when a new key was made, that key."""
+    return {'state': cert_path + '.pending.json', 'key': cert_path + '.pending.key'}
+
+
+class HostState:
+    """Key, certificate, chain and pending request as found on disk, with what was wrong with them."""
+
+    def __init__(self):
+        self.key = None
+        self.key_error = None
+        self.cert = None
+        self.cert_error = None
+        self.chain = []
+        self.pending = None
+        self.pending_key = None
+
+
+def inspect(cert_path, key_path, chain_path=None):
+    """Read what is on disk. Unreadable files are reported in ``*_error``, not raised."""
+    from .codecs import load_pem_certs
+    from .keys import load_private_key
+    state = HostState()
+    key_data = read_bytes(key_path) if key_path else None
+    if key_data is not None:
+        try:
+            state.key = load_private_key(key_data, 'the private key %s' % key_path)
+        except ESTError as exc:
+            state.key_error = exc.message
+    cert_data = read_bytes(cert_path) if cert_path else None
+    if cert_data is not None:
+        try:
+            state.cert = load_pem_certs(cert_data, 'certificate %s' % cert_path)[0]
+        except ESTError as exc:
+            state.cert_error = exc.message
+    if chain_path:
+        chain_data = read_bytes(chain_path)
+        if chain_data:
+            try:
+                state.chain = load_pem_certs(chain_data, 'chain %s' % chain_path)
+            except ESTError:
+                state.chain = []
+    if cert_path:
+        paths = pending_paths(cert_path)
+        pending_data = read_bytes(paths['state'])
+        if pending_data is not None:
+            state.pending = PendingState.from_json(pending_data, paths['state'])
+            if state.pending.new_key:
+                data = read_bytes(paths['key'])
+                if data is None:
+                    raise ESTError('host_state', 'the pending request %s needs its key %s, which is missing; remove the '
+                                   'pending file to start over' % (paths['state'], paths['key']))
+                state.pending_key = load_private_key(data, 'the pending key %s' % paths['key'])
+    return state
+
+
+def differences(cert, wanted):
+    """Why ``cert`` does not hold what is wanted (empty list when it does)."""
+    from .csr import extension_values, name_pairs
+    reasons = []
+    have = name_pairs(cert.subject)
+    for pair in wanted.subject:
+        if pair not in have:
+            reasons.append('the subject lacks %s=%s' % pair)
+    values = extension_values(cert)
+    missing = sorted(set(wanted.sans) - set(values['sans']))
+    if missing:
+        reasons.append('the subjectAltName lacks %s' % ', '.join(missing))
+    missing = sorted(set(wanted.key_usage) - set(values['key_usage']))
+    if missing:
+        reasons.append('the key usage lacks %s' % ', '.join(missing))
+    missing = sorted(set(wanted.eku) - set(values['eku']))
+    if missing:
+        reasons.append('the extended key usage lacks %s' % ', '.join(missing))
+    return reasons
+
+
+def _issued_by_chain(cert, chain):
+    for ca in chain:
+        try:
+            cert.verify_directly_issued_by(ca)
+            return True
+        except Exception:  # pylint: disable=broad-except
+            continue
+    return False
+
+
+def decide(state, wanted, now=None, force=False, reenroll='auto', invalid_certificate='fail'):
+    """``(action, reasons)``: what to do with the host state to get what is wanted."""
+    from .certinfo import not_after, not_before
+    from .keys import key_type_of, keys_match
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    if state.pending is not None:
+        return 'resume', ['a request is pending at the server since %s' % state.pending.created]
+    if state.key_error:
+        raise ESTError('key_store', state.key_error + '; fix or remove the file (an unreadable key is never replaced silently)')
+    if state.cert_error:
+        if invalid_certificate == 'fail':
+            raise ESTError('host_state', state.cert_error + '; set invalid_certificate=replace to enroll anew')
+        return 'enroll', [state.cert_error]
+    if state.cert is None:
+        return 'enroll', ['there is no certificate']
+    if state.key is None:
+        return 'enroll', ['there is no private key']
+    if not keys_match(state.key, state.cert):
+        return 'enroll', ['the certificate does not match the private key']
+    reasons = differences(state.cert, wanted)
+    if wanted.key_type and key_type_of(state.key) != wanted.key_type:
+        reasons.append('the key is %s, %s is wanted' % (key_type_of(state.key), wanted.key_type))
+    expired = not_after(state.cert) <= now or not_before(state.cert) > now
+    if state.chain and not _issued_by_chain(state.cert, state.chain):
+        reasons.append('the certificate is not issued by the CA in the chain file')
+    if reasons:
+        return 'enroll', reasons
+    if expired:
+        return 'enroll', ['the certificate is expired (not after %s)' % not_after(state.cert).isoformat()]
+    due = renewal_time(state.cert, wanted.window)
+    if force:
+        return ('reenroll' if reenroll == 'auto' else 'enroll'), ['force is set']
+    if now >= due:
+        return ('reenroll' if reenroll == 'auto' else 'enroll'), ['the certificate is inside its renewal window since %s'
+                                                                  % due.strftime('%Y-%m-%dT%H:%M:%SZ')]
+    return 'none', []

@@ -1,0 +1,310 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pki.est developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""HTTPS transport for EST (RFC 7030 §3).
+
+One :class:`ESTTransport` per server: a ``requests`` session with TLS 1.2 or newer,
+hostname verification, trust from the CA file the user names (or none at all in bootstrap
+mode), client certificate and HTTP Basic authentication, timeouts, and the mapping of HTTP
+answers onto :mod:`.errors`. It knows URLs and status codes, not EST message contents.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import datetime
+import email.utils
+import ssl
+import warnings
+
+from .errors import ESTError, ESTPending
+
+try:  # The engine runs on hosts that may lack requests; modules report that cleanly.
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.ssl_ import create_urllib3_context
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+except ImportError as _exc:  # pragma: no cover - depends on the host
+    requests = None
+    HTTPAdapter = object
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = _exc
+
+try:
+    from urllib.parse import urlsplit, quote
+except ImportError:  # pragma: no cover - Python 2 is not supported, kept for sanity's compile test
+    from urlparse import urlsplit  # type: ignore
+    from urllib import quote  # type: ignore
+
+WELL_KNOWN = '/.well-known/est'
+OPERATIONS = ('cacerts', 'simpleenroll', 'simplereenroll', 'fullcmc', 'serverkeygen', 'csrattrs')
+USER_AGENT = 'pki.est/0.1 (Ansible collection; RFC 7030)'
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+MAX_REDIRECTS = 3
+DEFAULT_TIMEOUT = 30
+
+
+def build_base_url(url, ca_label=None):
+    """``https://host[:port]/.well-known/est[/label]`` from the user's ``url`` and ``ca_label``.
+
+    ``url`` may be a bare origin (``https://est.example.com:8443``) or already end in
+    ``/.well-known/est``; any other path is kept as a prefix for servers mounted below one.
+    """
+    if not url:
+        raise ESTError('invalid_input', 'url is required')
+    parts = urlsplit(url)
+    if parts.scheme.lower() != 'https':
+        raise ESTError('invalid_input', 'url must use https:// (EST runs over TLS only), got %r' % url)
+    if not parts.hostname:
+        raise ESTError('invalid_input', 'url %r has no host name' % url)
+    if parts.query or parts.fragment:
+        raise ESTError('invalid_input', 'url %r must not carry a query or fragment' % url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ESTError('invalid_input', 'url %r has an invalid port' % url)
+    host = parts.hostname
+    if ':' in host:
+        host = '[%s]' % host
+    origin = 'https://%s%s' % (host, ':%d' % port if port else '')
+    path = parts.path.rstrip('/')
+    if not path.endswith(WELL_KNOWN):
+        path += WELL_KNOWN
+    if ca_label:
+        if '/' in ca_label or ca_label in ('.', '..'):
+            raise ESTError('invalid_input', 'ca_label %r must be a single path segment' % ca_label)
+        path += '/' + quote(ca_label, safe='')
+    return origin + path
+
+
+def parse_retry_after(value, now=None):
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date.
+
+    Returns None for a missing or unreadable header; never a negative number.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        try:
+            return int(value)
+        except ValueError:  # digits int() refuses ('\u00b2' is one), or more than it converts
+            return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return max(0, int(round((when - now).total_seconds())))
+
+
+class ESTResponse:
+    """A successful (2xx) answer: status, headers, body bytes and the parsed media type."""
+
+    def __init__(self, status, headers, body, url):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.url = url
+
+    @property
+    def content_type(self):
+        return self.headers.get('Content-Type', '')
+
+
+class _TLSAdapter(HTTPAdapter):
+    """Pins the TLS floor at 1.2 without loading any default trust into the context.
+
+    The trust itself (``verify``) is still passed with every request; this context only
+    needs to know whether certificates are checked at all (bootstrap mode does not).
+    """
+
+    def __init__(self, verify=True, **kwargs):
+        self._verify = verify
+        super(_TLSAdapter, self).__init__(**kwargs)
+
+    def _context(self):
+        context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED if self._verify else ssl.CERT_NONE)
+        if not self._verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs['ssl_context'] = self._context()
+        return super(_TLSAdapter, self).init_poolmanager(*args, **kwargs)
+
+    def proxy_manager_for(self, *args, **kwargs):
+        kwargs['ssl_context'] = self._context()
+        return super(_TLSAdapter, self).proxy_manager_for(*args, **kwargs)
+
+
+def _server_text(response, body):
+    """The server's own words for an error, short and printable."""
+    ctype = response.headers.get('Content-Type', '').lower()
+    if body and (ctype.startswith('text/') or not ctype or 'json' in ctype):
+        text = body[:300].decode('utf-8', 'replace').strip()
+        text = ''.join(ch if ch.isprintable() else ' ' for ch in text)
+        return text + ('...' if len(body) > 300 else '')
+    return ''
+
+
+class ESTTransport:
+    """Talks HTTPS to one EST server (one base URL, one CA label)."""
+
+    def __init__(self, url, ca_label=None, ca_path=None, bootstrap=False, username=None, password=None,
+                 client_cert_path=None, client_key_path=None, timeout=DEFAULT_TIMEOUT, session=None):
+        if not HAS_REQUESTS:
+            raise ESTError('invalid_input', 'the Python library "requests" is required on the host: %s' % REQUESTS_IMPORT_ERROR)
+        self.base_url = build_base_url(url, ca_label)
+        if bootstrap and ca_path:
+            raise ESTError('invalid_input', 'bootstrap mode and ca_path exclude each other')
+        if client_key_path and not client_cert_path:
+            raise ESTError('invalid_input', 'client_key_path needs client_cert_path')
+        if (username is None) != (password is None):
+            raise ESTError('invalid_input', 'username and password go together')
+        self.bootstrap = bootstrap
+        # The trust the user names wins: pass verify with every request so that
+        # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE from the environment cannot replace it.
+        self.verify = False if bootstrap else (ca_path or True)
+        self.cert = None
+        if client_cert_path:
+            self.cert = (client_cert_path, client_key_path) if client_key_path else client_cert_path
+        # Never offer a password to a server whose identity we have not verified (RFC 7030 §3.3.1).
+        self.auth = (username, password) if username is not None and not bootstrap else None
+        self.timeout = timeout or DEFAULT_TIMEOUT
+        self.session = session or requests.Session()
+        adapter = _TLSAdapter(verify=self.verify is not False)
+        self.session.mount('https://', adapter)
+        self.session.headers['User-Agent'] = USER_AGENT
+        self.requests_made = 0
+
+    def url_for(self, operation):
+        return '%s/%s' % (self.base_url, operation)
+
+    def get(self, operation, accept=None):
+        headers = {'Accept': accept} if accept else {}
+        return self._request('GET', operation, headers, None)
+
+    def post(self, operation, der, content_type, accept=None):
+        """POST ``der`` base64-encoded, with Content-Type, Content-Transfer-Encoding and Content-Length."""
+        from .codecs import encode_body
+        body = encode_body(der)
+        headers = {
+            'Content-Type': content_type,
+            'Content-Transfer-Encoding': 'base64',
+            'Content-Length': str(len(body)),
+        }
+        if accept:
+            headers['Accept'] = accept
+        return self._request('POST', operation, headers, body)
+
+    def _request(self, method, operation, headers, body):
+        url = self.url_for(operation)
+        for _hop in range(MAX_REDIRECTS + 1):
+            response = self._send(method, url, headers, body)
+            status = response.status_code
+            payload = self._read(response)
+            if status in (301, 302, 303, 307, 308):
+                url = self._redirect_target(url, response)
+                continue
+            return self._classify(operation, url, response, payload)
+        raise ESTError('http', 'too many redirects for %s %s' % (method, self.url_for(operation)))
+
+    def _send(self, method, url, headers, body):
+        self.requests_made += 1
+        try:
+            with warnings.catch_warnings():
+                if self.verify is False:
+                    warnings.simplefilter('ignore')
+                # In bootstrap mode a do-nothing auth keeps requests from adding ~/.netrc credentials.
+                auth = _no_auth if self.auth is None and self.bootstrap else self.auth
+                return self.session.request(method, url, headers=headers, data=body, verify=self.verify,
+                                            cert=self.cert, auth=auth, timeout=self.timeout,
+                                            allow_redirects=False, stream=True)
+        except requests.exceptions.SSLError as exc:
+            raise ESTError('tls', 'TLS with %s failed: %s' % (url, _reason(exc)))
+        except requests.exceptions.Timeout as exc:
+            raise ESTError('connection', 'timed out after %ss talking to %s: %s' % (self.timeout, url, _reason(exc)))
+        except requests.exceptions.ConnectionError as exc:
+            raise ESTError('connection', 'could not talk to %s: %s' % (url, _reason(exc)))
+        except (requests.exceptions.RequestException, OSError, ValueError) as exc:
+            raise ESTError('connection', 'request to %s failed: %s' % (url, _reason(exc)))
+
+    def _read(self, response):
+        try:
+            chunks = []
+            size = 0
+            for chunk in response.iter_content(65536):
+                size += len(chunk)
+                if size > MAX_RESPONSE_BYTES:
+                    raise ESTError('bad_response', 'the answer from %s is larger than %d bytes' % (response.url, MAX_RESPONSE_BYTES))
+                chunks.append(chunk)
+            return b''.join(chunks)
+        except requests.exceptions.RequestException as exc:
+            raise ESTError('connection', 'the answer from %s was cut off: %s' % (response.url, _reason(exc)))
+        finally:
+            response.close()
+
+    def _redirect_target(self, url, response):
+        location = response.headers.get('Location')
+        if not location:
+            raise ESTError('http', 'HTTP %d from %s without a Location header' % (response.status_code, url))
+        target = requests.compat.urljoin(url, location)
+        here, there = urlsplit(url), urlsplit(target)
+        # RFC 7030 §3.2.1: redirects to another origin need the user's say-so; we never follow them.
+        if (there.scheme, there.hostname, there.port) != (here.scheme, here.hostname, here.port):
+            raise ESTError('http', 'the server at %s redirects to another origin (%s); set url to that server if it is trusted'
+                           % (url, target), status=response.status_code)
+        return target
+
+    def _classify(self, operation, url, response, payload):
+        status = response.status_code
+        if status in (200, 201, 204):
+            return ESTResponse(status, response.headers, payload, url)
+        if status == 202:
+            retry_after = parse_retry_after(response.headers.get('Retry-After'))
+            raise ESTPending('the server accepted the %s request and will decide later (HTTP 202%s)'
+                             % (operation, ', retry after %ss' % retry_after if retry_after is not None else ''),
+                             retry_after=retry_after)
+        text = _server_text(response, payload)
+        suffix = ': %s' % text if text else ''
+        if status == 401:
+            challenge = response.headers.get('WWW-Authenticate', '')
+            raise ESTError('auth_required', 'the server requires authentication for %s (HTTP 401%s)%s'
+                           % (operation, ', WWW-Authenticate: %s' % challenge if challenge else '', suffix),
+                           status=status, details={'www_authenticate': challenge})
+        if status == 403:
+            raise ESTError('forbidden', 'the server refused %s (HTTP 403)%s' % (operation, suffix), status=status)
+        if status in (404, 501):
+            raise ESTError('not_supported', 'the server does not support %s at %s (HTTP %d)%s'
+                           % (operation, url, status, suffix), status=status)
+        if status in (400, 409, 413, 415, 422):
+            raise ESTError('bad_request', 'the server rejected the %s request (HTTP %d)%s' % (operation, status, suffix), status=status)
+        raise ESTError('http', 'HTTP %d from %s%s' % (status, url, suffix), status=status)
+
+
+def _no_auth(request):
+    """An auth hook that adds nothing (passing none would let requests read ~/.netrc)."""
+    return request
+
+
+def _reason(exc):
+    """The innermost readable reason of a requests/urllib3 exception chain."""
+    seen = exc
+    while True:
+        inner = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        inner = inner or getattr(seen, 'reason', None)
+        if not isinstance(inner, BaseException) or inner is seen:
+            break
+        seen = inner
+    text = str(seen) or seen.__class__.__name__
+    return text if len(text) <= 300 else text[:300] + '...'

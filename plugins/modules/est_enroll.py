@@ -1,0 +1,296 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pki.est developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: est_enroll
+short_description: Enroll for a certificate over EST and keep it current
+version_added: 0.1.0
+description:
+  - Makes sure the managed host holds a private key and a current certificate for it from an
+    EST server (RFC 7030 section 4.2). The key is generated on the host and never leaves it.
+  - Idempotent without the network. When the certificate exists, matches the key, holds the
+    requested subject, subjectAltName and key usages, is issued by the CA in O(chain_path)
+    (when set) and is outside its renewal window (O(renew_before)), the module makes no request
+    and reports RV(action=none).
+  - Otherwise it builds a CSR, fetches C(/cacerts), and sends C(/simpleenroll) - or
+    C(/simplereenroll) authenticated with the current certificate when a valid one exists and
+    O(reenroll=auto). The issued certificate is found by its public key, must chain to the CA
+    certificates of the server and hold the requested SANs before it is installed.
+  - When the server answers 202 (pending), the new key and the CSR are kept beside the
+    certificate (mode 0600, C(<path>.pending.key) and C(<path>.pending.json)); the next run sends
+    the same CSR again, and installs the certificate once it is issued.
+  - With O(csr_path) or O(csr_content) it enrolls a CSR made elsewhere (for example with
+    C(delegate_to)); no key is handled and the certificate is returned (and written to O(path) if set).
+  - Files are replaced atomically; the key is written just before the certificate, so an old
+    key and certificate stay in place, matching, when anything fails.
+author:
+  - pki.est developers
+extends_documentation_fragment:
+  - pki.est.connection
+  - pki.est.enrollment
+  - ansible.builtin.files
+attributes:
+  check_mode:
+    support: full
+    description: Decides what would happen from the files on the host; makes no request.
+  diff_mode:
+    support: full
+    description: Shows the certificate facts before and after.
+  platform:
+    platforms: posix
+options:
+  common_name:
+    description:
+      - Common name of the subject. Short for O(subject.CN).
+    type: str
+  subject:
+    description:
+      - Subject attributes, for example C({O: Example, OU: [Ops, Web], C: DE}). Names such as CN, O, OU,
+        C, ST, L, serialNumber, emailAddress, DC, or dotted OIDs; a list gives several values.
+    type: dict
+  subject_alt_name:
+    description:
+      - subjectAltName entries as C(DNS:name), C(IP:address), C(email:address) or C(URI:uri).
+    type: list
+    elements: str
+  key_usage:
+    description:
+      - Key usage names to request, for example V(digitalSignature), V(keyEncipherment).
+    type: list
+    elements: str
+  extended_key_usage:
+    description:
+      - Extended key usages to request, for example V(serverAuth), V(clientAuth), or dotted OIDs.
+    type: list
+    elements: str
+  reenroll:
+    description:
+      - V(auto) renews a valid current certificate with C(/simplereenroll) over mutual TLS with that
+        certificate; V(never) always uses C(/simpleenroll) with the configured credentials.
+    type: str
+    default: auto
+    choices: [auto, never]
+  invalid_certificate:
+    description:
+      - What to do when the certificate file cannot be read. V(fail) stops with an error and
+        touches nothing; V(replace) enrolls anew and overwrites it.
+    type: str
+    default: fail
+    choices: [fail, replace]
+  challenge_password:
+    description:
+      - A challengePassword attribute to put in the CSR, for servers that want one.
+    type: str
+  csr_path:
+    description:
+      - Enroll this CSR (PEM or DER file) instead of making a key and a CSR. Excludes O(private_key_path).
+    type: path
+  csr_content:
+    description:
+      - Enroll this CSR (PEM text) instead of making a key and a CSR. Excludes O(private_key_path).
+    type: str
+notes:
+  - A pending request survives between runs; delete C(<path>.pending.json) and C(<path>.pending.key) to abandon it.
+seealso:
+  - module: pki.est.est_reenroll
+  - module: pki.est.est_cacerts
+"""
+
+EXAMPLES = r"""
+- name: Enroll this host with HTTP Basic credentials
+  pki.est.est_enroll:
+    url: https://est.example.com:8443
+    ca_path: /etc/pki/est/ca.pem
+    username: "{{ est_user }}"
+    password: "{{ est_password }}"
+    common_name: "{{ inventory_hostname }}"
+    subject_alt_name:
+      - "DNS:{{ inventory_hostname }}"
+      - "IP:{{ ansible_default_ipv4.address }}"
+    extended_key_usage: [serverAuth, clientAuth]
+    path: /etc/pki/est/host.crt
+    private_key_path: /etc/pki/est/host.key
+    chain_path: /etc/pki/est/chain.pem
+    renew_before: 30d
+
+- name: Enroll with a device certificate, waiting up to 5 minutes for approval
+  pki.est.est_enroll:
+    url: https://est.example.com:8443
+    ca_path: /etc/pki/est/ca.pem
+    client_cert_path: /etc/pki/device/idevid.pem
+    client_key_path: /etc/pki/device/idevid.key
+    common_name: device-0042
+    path: /etc/pki/est/device.crt
+    private_key_path: /etc/pki/est/device.key
+    wait_timeout: 300
+
+- name: Enroll a CSR made elsewhere, from the controller
+  pki.est.est_enroll:
+    url: https://est.example.com:8443
+    ca_path: /etc/pki/est/ca.pem
+    username: ra
+    password: "{{ ra_password }}"
+    csr_content: "{{ lookup('ansible.builtin.file', 'requests/web01.csr') }}"
+  delegate_to: localhost
+  register: issued
+"""
+
+RETURN = r"""
+action:
+  description:
+    - What happened. V(none) when the certificate is current, V(enrolled), V(renewed) (same key),
+      V(rekeyed) (new key), V(pending) when the server has not decided yet.
+    - In check mode, what would happen (V(enroll), V(renew), V(resume)).
+  returned: always
+  type: str
+  sample: enrolled
+reasons:
+  description: Why the action was needed.
+  returned: always
+  type: list
+  elements: str
+pending:
+  description: Whether the request is pending at the server (HTTP 202); the key and CSR are kept for the next run.
+  returned: always
+  type: bool
+retry_after:
+  description: Seconds the server asked to wait before asking again.
+  returned: when RV(pending=true)
+  type: int
+subject:
+  description: Subject of the certificate, RFC 4514.
+  returned: when there is a certificate
+  type: str
+subject_alt_name:
+  description: The subjectAltName entries, as C(DNS:...), C(IP:...), C(email:...), C(URI:...).
+  returned: when there is a certificate
+  type: list
+  elements: str
+issuer:
+  description: Issuer, RFC 4514.
+  returned: when there is a certificate
+  type: str
+serial:
+  description: Serial number, upper-case hex.
+  returned: when there is a certificate
+  type: str
+not_before:
+  description: Start of validity (UTC, ISO 8601).
+  returned: when there is a certificate
+  type: str
+not_after:
+  description: End of validity (UTC, ISO 8601).
+  returned: when there is a certificate
+  type: str
+sha256_fingerprint:
+  description: SHA-256 of the certificate DER, lower-case hex.
+  returned: when there is a certificate
+  type: str
+days_remaining:
+  description: Whole days until RV(not_after).
+  returned: when there is a certificate
+  type: int
+requests_made:
+  description: HTTP requests sent to the EST server in this run (0 when nothing was due).
+  returned: always
+  type: int
+backup_files:
+  description: Backup file names, by the path they were taken of.
+  returned: when O(backup=true) and files were replaced
+  type: dict
+error_kind:
+  description: Class of failure (C(tls), C(auth_required), C(pending), C(verification), C(key_store), ...).
+  returned: failure
+  type: str
+certificate_pem:
+  description: The issued certificate (PEM).
+  returned: when a CSR from O(csr_path) or O(csr_content) was enrolled
+  type: str
+chain_pem:
+  description: Its chain (PEM).
+  returned: when a CSR from O(csr_path) or O(csr_content) was enrolled
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pki.est.plugins.module_utils._enroll_module import (
+    ENROLLMENT_ARGUMENT_SPEC, octal_mode, run_enrollment, wanted_from_params,
+)
+from ansible_collections.pki.est.plugins.module_utils._module import (
+    CONNECTION_REQUIRED_BY, CONNECTION_REQUIRED_TOGETHER, check_readable, connection_argument_spec, fail,
+)
+from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
+
+CHECK_MODE_ACTIONS = {'enroll': 'enroll', 'reenroll': 'renew', 'resume': 'resume'}
+
+
+def main():
+    spec = connection_argument_spec(**ENROLLMENT_ARGUMENT_SPEC)
+    spec.update(
+        common_name=dict(type='str'),
+        subject=dict(type='dict'),
+        subject_alt_name=dict(type='list', elements='str'),
+        key_usage=dict(type='list', elements='str'),
+        extended_key_usage=dict(type='list', elements='str'),
+        reenroll=dict(type='str', default='auto', choices=['auto', 'never']),
+        invalid_certificate=dict(type='str', default='fail', choices=['fail', 'replace']),
+        challenge_password=dict(type='str', no_log=True),
+        csr_path=dict(type='path'),
+        csr_content=dict(type='str'),
+    )
+    module = _module(spec)
+    params = module.params
+    check_readable(module, 'ca_path', 'client_cert_path', 'client_key_path', 'csr_path')
+
+    from ansible_collections.pki.est.plugins.module_utils.enroll import Options
+    try:
+        external = _external_csr(params)
+        options = Options(
+            cert_path=params['path'], key_path=params['private_key_path'], chain_path=params['chain_path'],
+            fullchain_path=params['fullchain_path'], wanted=wanted_from_params(params), key_type=params['key_type'],
+            force=params['force'], reenroll=params['reenroll'], invalid_certificate=params['invalid_certificate'],
+            san_policy=params['san_policy'], wait_timeout=params['wait_timeout'],
+            key_mode=octal_mode(module, params['private_key_mode'], 'private_key_mode'),
+            challenge_password=params['challenge_password'], external_csr=external,
+        )
+    except ESTError as exc:
+        fail(module, exc)
+    run_enrollment(module, options, CHECK_MODE_ACTIONS)
+
+
+def _module(spec):
+    module = AnsibleModule(
+        argument_spec=spec,
+        required_together=CONNECTION_REQUIRED_TOGETHER,
+        required_by=CONNECTION_REQUIRED_BY,
+        mutually_exclusive=[('csr_path', 'csr_content'), ('csr_path', 'private_key_path'), ('csr_content', 'private_key_path')],
+        required_one_of=[('path', 'csr_path', 'csr_content')],
+        add_file_common_args=True,
+        supports_check_mode=True,
+    )
+    params = module.params
+    if params['path'] and not (params['private_key_path'] or params['csr_path'] or params['csr_content']):
+        module.fail_json(msg='path needs private_key_path (or csr_path / csr_content for a CSR made elsewhere)',
+                         error_kind='invalid_input')
+    return module
+
+
+def _external_csr(params):
+    from ansible_collections.pki.est.plugins.module_utils.csr import load_csr
+    if params['csr_content']:
+        return load_csr(params['csr_content'], 'csr_content')
+    if params['csr_path']:
+        with open(params['csr_path'], 'rb') as handle:
+            return load_csr(handle.read(), 'CSR %s' % params['csr_path'])
+    return None
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,309 @@
+"""Certificate authorities: creation, persistence in the state directory, issuance.
+
+Layout of the state directory::
+
+    ca.pem, ca.key                    the default CA (key 0600)
+    server.pem, server.key            the TLS server certificate, issued by the default CA
+    labels/<label>/ca.pem, ca.key     one CA per label
+    [labels/<label>/]rollover/*.pem   RFC 7030 4.1.3 root key update certificates
+"""
+
+import datetime
+import hashlib
+import ipaddress
+import os
+import tempfile
+import threading
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CA_DAYS = 3650
+SERVER_DAYS = 397
+SERVER_RENEW_BEFORE = datetime.timedelta(days=14)
+BACKDATE = datetime.timedelta(minutes=5)
+DEFAULT_SERVER_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+def new_private_key(key_type):
+    if key_type == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if key_type == "ec":
+        return ec.generate_private_key(ec.SECP256R1())
+    raise ValueError("unsupported key type %r" % key_type)
+
+
+def fingerprint(cert):
+    """SHA-256 of the certificate DER, lowercase hex without colons."""
+    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def write_file(path, data, mode):
+    """Write bytes atomically with the given permissions."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        os.fchmod(handle, mode)
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def cert_pem(cert):
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def key_pem(key):
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+def save_pair(directory, stem, cert, key):
+    write_file(os.path.join(directory, stem + ".key"), key_pem(key), 0o600)
+    write_file(os.path.join(directory, stem + ".pem"), cert_pem(cert), 0o644)
+
+
+def load_pair(directory, stem):
+    """Return (cert, key) from DIR/stem.pem and DIR/stem.key, or None when either is missing."""
+    cert_path = os.path.join(directory, stem + ".pem")
+    key_path = os.path.join(directory, stem + ".key")
+    if not (os.path.exists(cert_path) and os.path.exists(key_path)):
+        return None
+    with open(cert_path, "rb") as handle:
+        cert = x509.load_pem_x509_certificate(handle.read())
+    with open(key_path, "rb") as handle:
+        key = serialization.load_pem_private_key(handle.read(), password=None)
+    return cert, key
+
+
+def load_cert(path):
+    with open(path, "rb") as handle:
+        return x509.load_pem_x509_certificate(handle.read())
+
+
+def signing_hash(key):
+    if isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        return hashes.SHA256()
+    return None  # Ed25519 / Ed448 sign without a separate hash
+
+
+def ca_name(common_name):
+    return x509.Name([
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pki.est lab"),
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+    ])
+
+
+def _ca_extensions(builder, public_key, issuer_key):
+    key_usage = x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+        key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False)
+    return (builder
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(key_usage, critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False))
+
+
+def make_ca_cert(subject, public_key, issuer_name, issuer_key, not_before, not_after):
+    """A CA certificate for public_key signed by issuer_key (self-signed when they match)."""
+    builder = (x509.CertificateBuilder()
+               .subject_name(subject)
+               .issuer_name(issuer_name)
+               .public_key(public_key)
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(not_before)
+               .not_valid_after(not_after))
+    builder = _ca_extensions(builder, public_key, issuer_key)
+    return builder.sign(issuer_key, signing_hash(issuer_key))
+
+
+def self_signed_ca(name, key, days=CA_DAYS):
+    """A self-signed CA certificate for key with subject (and issuer) name."""
+    now = utcnow()
+    return make_ca_cert(name, key.public_key(), name, key, now - BACKDATE, now + datetime.timedelta(days=days))
+
+
+def create_self_signed_ca(common_name, key_type, days=CA_DAYS):
+    key = new_private_key(key_type)
+    return self_signed_ca(ca_name(common_name), key, days), key
+
+
+def default_key_usage(public_key):
+    encipher = isinstance(public_key, rsa.RSAPublicKey)
+    return x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=encipher, data_encipherment=False,
+        key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False)
+
+
+DEFAULT_EKU = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH])
+
+
+class CertificateAuthority:
+    """One CA: its certificate, private key and home directory."""
+
+    def __init__(self, label, directory, cert, key):
+        self.label = label
+        self.directory = directory
+        self.cert = cert
+        self.key = key
+        self._lock = threading.Lock()
+        self._rollover = None
+
+    @property
+    def cert_path(self):
+        return os.path.join(self.directory, "ca.pem")
+
+    @property
+    def fingerprint(self):
+        return fingerprint(self.cert)
+
+    def issue(self, subject, public_key, lifetime_seconds, san=None, key_usage=None, eku=None, signer=None):
+        """Sign an end-entity certificate.
+
+        san, key_usage and eku are x509.Extension objects (or None for the
+        defaults).  signer, when given, is a (name, key) pair used instead of
+        this CA -- the fault injector uses it to sign with a CA nobody trusts.
+        """
+        issuer_name, issuer_key = signer or (self.cert.subject, self.key)
+        now = utcnow()
+        builder = (x509.CertificateBuilder()
+                   .subject_name(subject)
+                   .issuer_name(issuer_name)
+                   .public_key(public_key)
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(now)
+                   .not_valid_after(now + datetime.timedelta(seconds=lifetime_seconds))
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True))
+        if key_usage is not None:
+            builder = builder.add_extension(key_usage.value, critical=key_usage.critical)
+        else:
+            builder = builder.add_extension(default_key_usage(public_key), critical=True)
+        if eku is not None:
+            builder = builder.add_extension(eku.value, critical=eku.critical)
+        else:
+            builder = builder.add_extension(DEFAULT_EKU, critical=False)
+        if san is not None:
+            builder = builder.add_extension(san.value, critical=san.critical)
+        builder = (builder
+                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False))
+        return builder.sign(issuer_key, signing_hash(issuer_key))
+
+    def rollover_certs(self, key_type):
+        """Return [NewWithNew, OldWithNew, NewWithOld], creating and persisting them once."""
+        with self._lock:
+            if self._rollover is None:
+                self._rollover = self._load_or_create_rollover(key_type)
+            return list(self._rollover)
+
+    def _load_or_create_rollover(self, key_type):
+        directory = os.path.join(self.directory, "rollover")
+        names = ("new_with_new.pem", "old_with_new.pem", "new_with_old.pem")
+        paths = [os.path.join(directory, name) for name in names]
+        if all(os.path.exists(path) for path in paths):
+            return [load_cert(path) for path in paths]
+        old_cert, old_key = self.cert, self.key
+        new_key = new_private_key(key_type)
+        old_cn = old_cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        new_name = ca_name("%s (new key)" % old_cn)
+        now = utcnow()
+        new_not_after = max(old_cert.not_valid_after_utc, now) + datetime.timedelta(days=CA_DAYS)
+        cross_not_after = old_cert.not_valid_after_utc
+        new_with_new = make_ca_cert(new_name, new_key.public_key(), new_name, new_key, now - BACKDATE, new_not_after)
+        old_with_new = make_ca_cert(old_cert.subject, old_cert.public_key(), new_name, new_key, now - BACKDATE, cross_not_after)
+        new_with_old = make_ca_cert(new_name, new_key.public_key(), old_cert.subject, old_key, now - BACKDATE, cross_not_after)
+        write_file(os.path.join(directory, "new_with_new.key"), key_pem(new_key), 0o600)
+        certs = [new_with_new, old_with_new, new_with_old]
+        for path, cert in zip(paths, certs):
+            write_file(path, cert_pem(cert), 0o644)
+        return certs
+
+
+def load_or_create_ca(label, directory, common_name, key_type):
+    pair = load_pair(directory, "ca")
+    if pair is None:
+        pair = create_self_signed_ca(common_name, key_type)
+        save_pair(directory, "ca", *pair)
+    return CertificateAuthority(label, directory, *pair)
+
+
+def _general_name(name):
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def _server_cert_usable(cert, ca, names):
+    """True when cert is issued by ca, not close to expiry and covers all names."""
+    try:
+        cert.verify_directly_issued_by(ca.cert)
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, TypeError, InvalidSignature, x509.ExtensionNotFound):
+        return False
+    if cert.not_valid_after_utc - utcnow() < SERVER_RENEW_BEFORE:
+        return False
+    present = set(san)
+    return all(_general_name(name) in present for name in names)
+
+
+def ensure_server_cert(state_dir, ca, key_type, extra_names=()):
+    """Reuse DIR/server.pem when still good for ca and the names; else issue a new one."""
+    names = list(DEFAULT_SERVER_NAMES) + [n for n in extra_names if n not in DEFAULT_SERVER_NAMES]
+    pair = load_pair(state_dir, "server")
+    if pair is not None and _server_cert_usable(pair[0], ca, names):
+        return
+    key = pair[1] if pair is not None else new_private_key(key_type)
+    san = x509.Extension(x509.SubjectAlternativeName.oid, False, x509.SubjectAlternativeName([_general_name(n) for n in names]))
+    eku = x509.Extension(x509.ExtendedKeyUsage.oid, False, x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]))
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    cert = ca.issue(subject, key.public_key(), SERVER_DAYS * 86400, san=san, eku=eku)
+    save_pair(state_dir, "server", cert, key)
+
+
+class CaStore:
+    """The default CA and the labelled CAs of one state directory."""
+
+    def __init__(self, state_dir, key_type):
+        self.state_dir = state_dir
+        self.key_type = key_type
+        self._lock = threading.Lock()
+        self.default = load_or_create_ca(None, state_dir, "estlab Lab CA", key_type)
+        self._labels = {}
+
+    def ensure_labels(self, labels):
+        """Load or create the CA of every label; return the ones that are new."""
+        added = []
+        with self._lock:
+            for label in labels:
+                if label not in self._labels:
+                    directory = os.path.join(self.state_dir, "labels", label)
+                    self._labels[label] = load_or_create_ca(label, directory, "estlab Lab CA %s" % label, self.key_type)
+                    added.append(self._labels[label])
+        return added
+
+    def get(self, label):
+        """The CA for a path label (None means the default CA); None when unknown."""
+        if label is None:
+            return self.default
+        with self._lock:
+            return self._labels.get(label)
+
+    def labels(self):
+        with self._lock:
+            return dict(self._labels)
+
+    def all(self):
+        return [self.default] + list(self.labels().values())

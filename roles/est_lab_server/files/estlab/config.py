@@ -1,0 +1,190 @@
+"""The server's JSON configuration: defaults, validation and runtime merging.
+
+Every key is optional.  ``POST /lab/config`` merges a JSON object into the
+running configuration key by key (a key's new value replaces the old one).
+"""
+
+import copy
+import json
+import re
+import threading
+
+# Operation path segments; a CA label must not collide with them (RFC 7030 3.2.2).
+OPERATIONS = ("cacerts", "simpleenroll", "simplereenroll", "csrattrs", "fullcmc", "serverkeygen")
+
+LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+DEFAULTS = {
+    "users": {},
+    "require_auth": True,
+    "labels": [],
+    "cert_lifetime_days": 30,
+    "cert_lifetime_seconds": None,
+    "pending": None,
+    "retry_after": 1,
+    "csrattrs": None,
+    "max_body_bytes": 65536,
+    "rollover": False,
+    "socket_timeout": 15,
+    "response_wrap": 64,
+    "response_eol": "crlf",
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, of the wrong type or out of range."""
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_users(value):
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ConfigError("users must be an object mapping user names to password strings")
+
+
+def _check_labels(value):
+    if not isinstance(value, list):
+        raise ConfigError("labels must be a list of strings")
+    for label in value:
+        if not isinstance(label, str) or not LABEL_RE.match(label):
+            raise ConfigError("invalid CA label %r (letters, digits, '.', '_', '-'; at most 64)" % (label,))
+        if label in OPERATIONS:
+            raise ConfigError("CA label %r collides with an EST operation name" % label)
+
+
+def _check_pending(value):
+    if value is None:
+        return
+    if not isinstance(value, dict) or len(value) != 1:
+        raise ConfigError('pending must be null, {"after_seconds": N} or {"after_polls": N}')
+    key, number = next(iter(value.items()))
+    if key == "after_seconds" and _is_number(number) and number >= 0:
+        return
+    if key == "after_polls" and _is_int(number) and number >= 0:
+        return
+    raise ConfigError('pending must be null, {"after_seconds": N} or {"after_polls": N} with N >= 0')
+
+
+def _check_csrattrs(value):
+    if value is None or value == "404":
+        return
+    # Imported here so that config validation stays usable without pyasn1.
+    from .csrattrs import CsrAttrsError, encode_csrattrs
+    try:
+        encode_csrattrs(value)
+    except CsrAttrsError as exc:
+        raise ConfigError("csrattrs: %s" % exc) from exc
+
+
+def _positive_number(name):
+    def check(value):
+        if not _is_number(value) or value <= 0:
+            raise ConfigError("%s must be a number > 0" % name)
+    return check
+
+
+def _optional_positive_number(name):
+    def check(value):
+        if value is not None and (not _is_number(value) or value <= 0):
+            raise ConfigError("%s must be null or a number > 0" % name)
+    return check
+
+
+def _int_at_least(name, minimum):
+    def check(value):
+        if not _is_int(value) or value < minimum:
+            raise ConfigError("%s must be an integer >= %d" % (name, minimum))
+    return check
+
+
+def _boolean(name):
+    def check(value):
+        if not isinstance(value, bool):
+            raise ConfigError("%s must be true or false" % name)
+    return check
+
+
+def _choice(name, choices):
+    def check(value):
+        if value not in choices:
+            raise ConfigError("%s must be one of %s" % (name, ", ".join(choices)))
+    return check
+
+
+CHECKS = {
+    "users": _check_users,
+    "require_auth": _boolean("require_auth"),
+    "labels": _check_labels,
+    "cert_lifetime_days": _positive_number("cert_lifetime_days"),
+    "cert_lifetime_seconds": _optional_positive_number("cert_lifetime_seconds"),
+    "pending": _check_pending,
+    "retry_after": _int_at_least("retry_after", 0),
+    "csrattrs": _check_csrattrs,
+    "max_body_bytes": _int_at_least("max_body_bytes", 1),
+    "rollover": _boolean("rollover"),
+    "socket_timeout": _positive_number("socket_timeout"),
+    "response_wrap": _int_at_least("response_wrap", 0),
+    "response_eol": _choice("response_eol", ("crlf", "lf")),
+}
+
+
+def validate_changes(changes):
+    """Check a partial configuration; raise ConfigError on the first problem."""
+    if not isinstance(changes, dict):
+        raise ConfigError("configuration must be a JSON object")
+    for key, value in changes.items():
+        if key not in CHECKS:
+            raise ConfigError("unknown configuration key %r" % key)
+        CHECKS[key](value)
+
+
+def load_config_file(path):
+    """Read a JSON config file and return the full validated configuration."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise ConfigError("cannot read config file %s: %s" % (path, exc)) from exc
+    validate_changes(data)
+    merged = copy.deepcopy(DEFAULTS)
+    merged.update(data)
+    return merged
+
+
+class Config:
+    """The running configuration, safe to read and change from worker threads."""
+
+    def __init__(self, values=None):
+        self._lock = threading.Lock()
+        self._values = copy.deepcopy(DEFAULTS)
+        if values:
+            validate_changes(values)
+            self._values.update(copy.deepcopy(values))
+
+    def get(self, key):
+        with self._lock:
+            return copy.deepcopy(self._values[key])
+
+    def snapshot(self):
+        with self._lock:
+            return copy.deepcopy(self._values)
+
+    def merge(self, changes):
+        """Validate and apply a partial configuration; return the new snapshot."""
+        validate_changes(changes)
+        with self._lock:
+            self._values.update(copy.deepcopy(changes))
+            return copy.deepcopy(self._values)
+
+    def lifetime_seconds(self):
+        with self._lock:
+            seconds = self._values["cert_lifetime_seconds"]
+            if seconds is None:
+                seconds = self._values["cert_lifetime_days"] * 86400
+            return seconds

@@ -1,0 +1,173 @@
+"""The TLS listener, the ready file and the main loop."""
+
+import json
+import logging
+import os
+import signal
+import socket
+import ssl
+import threading
+from http.server import ThreadingHTTPServer
+from socketserver import TCPServer
+
+from .ca import cert_pem, ensure_server_cert, write_file
+from .handlers import EstHandler
+from .state import LabState
+
+log = logging.getLogger("estlab")
+
+# OpenSSL X509_V_FLAG_NO_CHECK_TIME: let expired client certificates through the
+# handshake so that the application answers 403 with a reason.
+X509_V_FLAG_NO_CHECK_TIME = 0x200000
+HANDSHAKE_TIMEOUT = 10
+
+
+def make_ssl_context(state):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(os.path.join(state.state_dir, "server.pem"), os.path.join(state.state_dir, "server.key"))
+    context.verify_mode = ssl.CERT_OPTIONAL
+    context.verify_flags = context.verify_flags | X509_V_FLAG_NO_CHECK_TIME
+
+    def trust(cas):
+        for ca in cas:
+            context.load_verify_locations(cadata=cert_pem(ca.cert).decode("ascii"))
+
+    trust(state.cas.all())
+    state.on_new_cas(trust)
+    return context
+
+
+class LabHTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer that does the TLS handshake in the worker thread."""
+
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, address, state, ssl_context):
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.state = state
+        self.ssl_context = ssl_context
+        super().__init__(address, EstHandler)
+
+    def server_bind(self):
+        # HTTPServer.server_bind would do a reverse DNS lookup of the address.
+        TCPServer.server_bind(self)
+        self.server_name = self.server_address[0]
+        self.server_port = self.server_address[1]
+
+    def finish_request(self, request, client_address):
+        # Headers and body are separate writes: without NODELAY, Nagle plus the
+        # peer's delayed ACK adds ~40 ms to every response.
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        request.settimeout(HANDSHAKE_TIMEOUT)
+        try:
+            connection = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            log.info("%s: TLS handshake failed: %s", client_address[0], exc)
+            return
+        try:
+            self.RequestHandlerClass(connection, client_address, self)
+        finally:
+            connection.close()
+
+    def handle_error(self, request, client_address):
+        log.exception("%s: connection error", client_address[0])
+
+
+def url_host(bind):
+    if bind in ("", "0.0.0.0", "127.0.0.1"):
+        return "127.0.0.1"
+    if bind in ("::", "::1"):
+        return "[::1]"
+    if ":" in bind:
+        return "[%s]" % bind
+    return bind
+
+
+def ready_info(state, bind, port):
+    labels = {}
+    for label, ca in sorted(state.cas.labels().items()):
+        labels[label] = {"ca_path": ca.cert_path, "ca_fingerprint": ca.fingerprint}
+    return {
+        "port": port,
+        "url": "https://%s:%d" % (url_host(bind), port),
+        "ca_path": state.cas.default.cert_path,
+        "ca_fingerprint": state.cas.default.fingerprint,
+        "labels": labels,
+        "pid": os.getpid(),
+    }
+
+
+def write_json(path, data):
+    write_file(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode("utf-8"), 0o644)
+
+
+def remove_if_ours(path, check_pid=True):
+    """Remove a pid/ready file when it names this process."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            content = handle.read()
+        if check_pid:
+            pid = json.loads(content)["pid"] if content.lstrip().startswith("{") else int(content.strip())
+            if pid != os.getpid():
+                return
+        os.unlink(path)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+
+
+class Options:
+    """What serve() needs from the command line."""
+
+    def __init__(self, state_dir, bind="127.0.0.1", port=8443, config=None, ready_file=None, key_type="ec",
+                 server_names=(), pidfile=None):
+        self.state_dir = state_dir
+        self.bind = bind
+        self.port = port
+        self.config = config or {}
+        self.ready_file = ready_file or os.path.join(state_dir, "ready.json")
+        self.key_type = key_type
+        self.server_names = list(server_names)
+        self.pidfile = pidfile
+
+
+def serve(options, on_ready=None):
+    """Create or load the PKI, listen, write the ready file and serve until SIGTERM/SIGINT."""
+    os.makedirs(options.state_dir, mode=0o700, exist_ok=True)
+    state = LabState(options.state_dir, options.key_type, options.config)
+    extra_names = list(options.server_names)
+    if options.bind not in ("", "0.0.0.0", "::"):
+        extra_names.append(options.bind)
+    ensure_server_cert(options.state_dir, state.cas.default, options.key_type, extra_names)
+    server = LabHTTPServer((options.bind, options.port), state, make_ssl_context(state))
+    port = server.server_address[1]
+
+    def publish(_new_cas=None):
+        write_json(options.ready_file, ready_info(state, options.bind, port))
+
+    state.on_new_cas(publish)
+
+    def stop(signum, _frame):
+        log.info("signal %d: stopping", signum)
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if options.pidfile:
+        write_file(options.pidfile, b"%d\n" % os.getpid(), 0o644)
+    publish()
+    log.info("estlab listening on %s (state %s)", ready_info(state, options.bind, port)["url"], options.state_dir)
+    if on_ready is not None:
+        on_ready(ready_info(state, options.bind, port))
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+        remove_if_ours(options.ready_file)
+        if options.pidfile:
+            remove_if_ours(options.pidfile)
+        log.info("estlab stopped")
+    return 0

@@ -1,0 +1,1 @@
+"""Test helpers shared by the collection's test suites."""
