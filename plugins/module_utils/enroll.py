@@ -126,7 +126,7 @@ class Options:
     def __init__(self, cert_path=None, key_path=None, chain_path=None, fullchain_path=None, wanted=None,
                  key_type=None, rekey=False, force=False, reenroll='auto', invalid_certificate='fail',
                  san_policy='fail', wait_timeout=0, key_mode=0o600, cert_mode=None, challenge_password=None,
-                 external_csr=None):
+                 external_csr=None, renew_only=False):
         from .hoststate import Wanted
         self.cert_path = cert_path
         self.key_path = key_path
@@ -144,6 +144,7 @@ class Options:
         self.cert_mode = cert_mode
         self.challenge_password = challenge_password
         self.external_csr = external_csr
+        self.renew_only = renew_only
 
 
 class Enrollment:
@@ -175,6 +176,9 @@ class Enrollment:
         self.state = hoststate.inspect(opts.cert_path, opts.key_path, opts.chain_path)
         self.action, self.reasons = hoststate.decide(self.state, opts.wanted, force=opts.force, reenroll=opts.reenroll,
                                                      invalid_certificate=opts.invalid_certificate)
+        if opts.renew_only and self.action == 'enroll':
+            raise ESTError('host_state', 'there is no valid certificate to renew at %s (%s); enroll first'
+                           % (opts.cert_path, '; '.join(self.reasons)))
         return self.action, self.reasons
 
     def _plan_external(self):
@@ -190,6 +194,13 @@ class Enrollment:
         if datetime.datetime.now(datetime.timezone.utc) >= due:
             return 'enroll', ['the certificate is inside its renewal window']
         return 'none', []
+
+    def _new_key_type(self):
+        from .keys import DEFAULT_KEY_TYPE, KEY_TYPES, key_type_of
+        if self.options.key_type:
+            return self.options.key_type
+        current = key_type_of(self.state.key) if self.state.key is not None else None
+        return current if current in KEY_TYPES else DEFAULT_KEY_TYPE
 
     def new_key_needed(self):
         from .keys import key_type_of
@@ -230,7 +241,7 @@ class Enrollment:
         else:
             operation = 'simplereenroll' if self.action == 'reenroll' and previous is not None else 'simpleenroll'
             new_key = self.new_key_needed()
-            key = generate_private_key(opts.key_type or 'ec-p256') if new_key else state.key
+            key = generate_private_key(self._new_key_type()) if new_key else state.key
             csr = self._build_csr(key, operation, previous)
             attempts = 1
             created = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')

@@ -53,7 +53,10 @@ def build_base_url(url, ca_label=None):
     """
     if not url:
         raise ESTError('invalid_input', 'url is required')
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unbalanced '[' of an IPv6 address
+        raise ESTError('invalid_input', 'url %r cannot be parsed: %s' % (url, exc))
     if parts.scheme.lower() != 'https':
         raise ESTError('invalid_input', 'url must use https:// (EST runs over TLS only), got %r' % url)
     if not parts.hostname:
@@ -258,10 +261,15 @@ class ESTTransport:
         location = response.headers.get('Location')
         if not location:
             raise ESTError('http', 'HTTP %d from %s without a Location header' % (response.status_code, url))
-        target = requests.compat.urljoin(url, location)
-        here, there = urlsplit(url), urlsplit(target)
+        try:
+            target = requests.compat.urljoin(url, location)
+            here, there = urlsplit(url), urlsplit(target)
+            same_origin = (there.scheme, there.hostname, there.port) == (here.scheme, here.hostname, here.port)
+        except ValueError:  # e.g. a port that is not a number
+            raise ESTError('http', 'HTTP %d from %s with an unusable Location header %r' % (response.status_code, url, location),
+                           status=response.status_code)
         # RFC 7030 §3.2.1: redirects to another origin need the user's say-so; we never follow them.
-        if (there.scheme, there.hostname, there.port) != (here.scheme, here.hostname, here.port):
+        if not same_origin:
             raise ESTError('http', 'the server at %s redirects to another origin (%s); set url to that server if it is trusted'
                            % (url, target), status=response.status_code)
         return target

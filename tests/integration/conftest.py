@@ -81,6 +81,24 @@ class Runner:
         )
         return env
 
+    def call(self, module, args, check=False, diff=False, verbosity=0):
+        """Run one module task; return ``(result dict, PlaybookResult)``. Failures are returned, not raised."""
+        import json
+        self.calls = getattr(self, 'calls', 0) + 1
+        out = self.tmp_path / ('result-%d.json' % self.calls)
+        play = self.tmp_path / ('call-%d.yml' % self.calls)
+        play.write_text(json.dumps([{
+            'name': 'Call %s' % module, 'hosts': 'all', 'gather_facts': False,
+            'tasks': [
+                {'name': 'Run %s' % module, module: args, 'register': 'result', 'ignore_errors': True,
+                 'check_mode': bool(check)},
+                {'name': 'Save the result', 'ansible.builtin.copy': {'content': '{{ result | to_nice_json }}', 'dest': str(out),
+                                                                    'mode': '0600'}, 'check_mode': False},
+            ]}]))
+        run = self.run(str(play), diff=diff, verbosity=verbosity)
+        assert run.rc == 0 and out.exists(), str(run)
+        return json.loads(out.read_text()), run
+
     def run(self, playbook, extra_vars=None, check=False, diff=False, verbosity=0, tags=None):
         import json
         path = playbook if os.path.isabs(playbook) else os.path.join(PLAYBOOKS, playbook)

@@ -1,11 +1,13 @@
 """The HTTP request handler: request context, body limits, error mapping, output.
 
 Every method is accepted at the HTTP level and routed, so an unexpected method
-gets 405 (not http.server's 501).  An exception inside an operation becomes a
-generic 500 and is logged; the connection and the server go on.
+gets 405 (not http.server's 501).  Malformed header sections get 400.  An
+exception inside an operation becomes a generic 500 and is logged; the
+connection and the server go on.
 """
 
 import logging
+import re
 import time
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
@@ -19,15 +21,50 @@ log = logging.getLogger("estlab")
 # A request body that was not read (an error was answered first) is read and
 # thrown away, at most this much and for at most DRAIN_SECONDS, so that closing
 # the socket does not reset the connection before the client reads the answer.
+# The body is never kept: max_body_bytes still bounds what is buffered.
 DRAIN_LIMIT = 16 * 1024 * 1024
 DRAIN_SECONDS = 2.0
+
+TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def header_problem(headers):
+    """A reason when the header section is malformed (RFC 9110/9112), else None."""
+    if headers.defects:
+        return "malformed header section"
+    for name, value in headers.items():
+        if not TOKEN.match(name):
+            return "malformed header name"
+        if CONTROL.search(value):
+            return "control character in header %s" % name[:40]
+    return None
+
+
+def declared_length(headers):
+    """Content-Length as an int, None when absent; raises HttpError(400) when malformed."""
+    values = [value.strip() for value in headers.get_all("Content-Length") or []]
+    if not values:
+        return None
+    if len(set(values)) != 1 or not values[0].isascii() or not values[0].isdigit() or len(values[0]) > 18:
+        raise HttpError(400, "malformed Content-Length")
+    return int(values[0])
+
+
+def has_body(headers):
+    if headers.get("Transfer-Encoding") is not None:
+        return True
+    try:
+        return bool(declared_length(headers))
+    except HttpError:
+        return True
 
 
 class RequestContext:
     """What an operation may know about the request, and what it reports back."""
 
     def __init__(self, handler):
-        self._handler = handler
+        self._rfile = handler.rfile
         self.method = handler.command
         self.path = urlsplit(handler.path).path
         self.headers = handler.headers
@@ -40,34 +77,16 @@ class RequestContext:
         self.auth = "none"
         self.fault = None
 
-    def content_length(self):
-        """The declared body length; None when absent; raises HttpError when malformed."""
-        values = self.headers.get_all("Content-Length") or []
-        if not values:
-            return None
-        if len(set(v.strip() for v in values)) != 1 or not values[0].strip().isdigit() or not values[0].strip().isascii():
-            raise HttpError(400, "malformed Content-Length")
-        return int(values[0].strip())
-
-    def has_body(self):
-        if self.headers.get("Transfer-Encoding") is not None:
-            return True
-        try:
-            length = self.content_length()
-        except HttpError:
-            return True
-        return bool(length)
-
     def read_body(self, limit):
         """Read the whole body, refusing (411/413) before reading anything when it is not acceptable."""
         if self.headers.get("Transfer-Encoding") is not None:
             raise HttpError(411, "send the body with a Content-Length (no Transfer-Encoding)")
-        length = self.content_length()
+        length = declared_length(self.headers)
         if length is None:
             raise HttpError(411, "Content-Length required")
         if length > limit:
             raise HttpError(413, "request body of %d bytes is over the limit of %d bytes" % (length, limit))
-        data = self._handler.rfile.read(length)
+        data = self._rfile.read(length)
         if len(data) != length:
             raise ConnectionError("client sent %d of %d body bytes" % (len(data), length))
         self.body_read = True
@@ -75,15 +94,16 @@ class RequestContext:
 
     def body_settled(self):
         """True when nothing of the request is left unread on the connection."""
-        return self.body_read or not self.has_body()
+        return self.body_read or not has_body(self.headers)
 
 
 class EstHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "estlab/" + __version__
-    sys_version = ""
     error_content_type = "text/plain; charset=utf-8"
     error_message_format = "%(code)d %(message)s\n"
+    # Errors found before the version is known still get a status line.
+    default_request_version = "HTTP/1.0"
 
     def setup(self):
         self.timeout = self.server.state.config.get("socket_timeout")
@@ -103,13 +123,23 @@ class EstHandler(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
     def parse_request(self):
+        self.headers = None  # not the previous request's, should this one fail early
         if not super().parse_request():
             return False
-        if self.request_version == "HTTP/0.9":
-            self.request_version = "HTTP/1.0"  # so that the error has a status line
-            self.send_error(400, "HTTP/0.9 is not supported")
+        if len(self.requestline.split()) == 2:
+            self.send_error(400, "HTTP/0.9 request lines (no version) are not supported")
+            return False
+        problem = header_problem(self.headers)
+        if problem:
+            self.send_error(400, problem)
             return False
         return True
+
+    def send_error(self, code, message=None, explain=None):
+        super().send_error(code, message, explain)
+        headers = getattr(self, "headers", None)
+        if headers is not None and has_body(headers):
+            self._drain(headers)
 
     def _dispatch(self):
         ctx = RequestContext(self)
@@ -148,15 +178,16 @@ class EstHandler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
         self.wfile.flush()
         if not settled:
-            self._drain(ctx)
+            self._drain(ctx.headers)
 
-    def _drain(self, ctx):
-        """Throw away an unread request body (bounded in size and time)."""
+    def _drain(self, headers):
+        """Throw away an unread request body (bounded in size and time); the connection is closed after."""
+        self.close_connection = True
         try:
-            remaining = ctx.content_length()
+            remaining = declared_length(headers)
         except HttpError:
             remaining = None
-        if remaining is None or ctx.headers.get("Transfer-Encoding") is not None:
+        if remaining is None or headers.get("Transfer-Encoding") is not None:
             remaining = DRAIN_LIMIT
         if remaining > DRAIN_LIMIT:
             return

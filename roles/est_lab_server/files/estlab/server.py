@@ -34,7 +34,7 @@ def make_ssl_context(state):
             context.load_verify_locations(cadata=cert_pem(ca.cert).decode("ascii"))
 
     trust(state.cas.all())
-    state.on_new_cas(trust)
+    state.on_labels_changed(trust)
     return context
 
 
@@ -89,7 +89,7 @@ def url_host(bind):
 
 def ready_info(state, bind, port):
     labels = {}
-    for label, ca in sorted(state.cas.labels().items()):
+    for label, ca in sorted(state.labelled_cas().items()):
         labels[label] = {"ca_path": ca.cert_path, "ca_fingerprint": ca.fingerprint}
     return {
         "port": port,
@@ -148,7 +148,7 @@ def serve(options, on_ready=None):
     def publish(_new_cas=None):
         write_json(options.ready_file, ready_info(state, options.bind, port))
 
-    state.on_new_cas(publish)
+    state.on_labels_changed(publish)
 
     def stop(signum, _frame):
         log.info("signal %d: stopping", signum)

@@ -33,17 +33,22 @@ class LabState:
                 ca.rollover_certs(self.key_type)
         return added
 
-    def on_new_cas(self, listener):
-        """Call listener(list_of_new_CAs) when a config change creates label CAs."""
+    def on_labels_changed(self, listener):
+        """Call listener(list_of_new_CAs) after a config change of "labels" (the list may be empty)."""
         self._listeners.append(listener)
 
     def update_config(self, changes):
         snapshot = self.config.merge(changes)
         added = self._prepare(snapshot)
-        if added:
+        if "labels" in changes:
             for listener in self._listeners:
                 listener(added)
         return snapshot
+
+    def labelled_cas(self):
+        """{label: CA} for the labels currently configured."""
+        known = self.cas.labels()
+        return {label: known[label] for label in self.config.get("labels") if label in known}
 
     def ca_for_label(self, label):
         """The CA serving a path label (None: the default CA); None when the label is not configured."""

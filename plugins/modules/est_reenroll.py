@@ -1,0 +1,189 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pki.est developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: est_reenroll
+short_description: Renew a certificate over EST with the current certificate (simplereenroll)
+version_added: 0.1.0
+description:
+  - Renews the certificate in O(path) with C(/simplereenroll) (RFC 7030 section 4.2.2),
+    authenticating over mutual TLS with that certificate and its key. The request repeats the
+    current subject and subjectAltName, as the RFC requires.
+  - Keeps the key, or with O(rekey=true) makes a new one. A new key is written to a
+    temporary file first; the key and certificate replace the old pair together only after
+    the new certificate has been verified (issued for this key, chaining to the CA). On any
+    failure the old pair stays in place, unmodified and matching.
+  - Idempotent without the network: nothing happens until the certificate enters its renewal
+    window (O(renew_before)), unless O(force=true).
+  - Fails when there is no valid current certificate to renew; use M(pki.est.est_enroll) for the
+    first enrollment (it also renews with O(pki.est.est_enroll#module:reenroll=auto)).
+author:
+  - pki.est developers
+extends_documentation_fragment:
+  - pki.est.connection
+  - pki.est.enrollment
+  - ansible.builtin.files
+attributes:
+  check_mode:
+    support: full
+    description: Decides from the files on the host whether a renewal is due; makes no request.
+  diff_mode:
+    support: full
+    description: Shows the certificate facts before and after.
+  platform:
+    platforms: posix
+options:
+  rekey:
+    description:
+      - Renew with a new key (of O(key_type), or of the current key's type) instead of the current one.
+    type: bool
+    default: false
+notes:
+  - O(client_cert_path) and O(client_key_path) are not used for the renewal itself, which always
+    authenticates with the certificate being renewed.
+seealso:
+  - module: pki.est.est_enroll
+"""
+
+EXAMPLES = r"""
+- name: Renew the host certificate 30 days before it expires
+  pki.est.est_reenroll:
+    url: https://est.example.com:8443
+    ca_path: /etc/pki/est/ca.pem
+    path: /etc/pki/est/host.crt
+    private_key_path: /etc/pki/est/host.key
+    chain_path: /etc/pki/est/chain.pem
+    renew_before: 30d
+
+- name: Renew now with a new key
+  pki.est.est_reenroll:
+    url: https://est.example.com:8443
+    ca_path: /etc/pki/est/ca.pem
+    path: /etc/pki/est/host.crt
+    private_key_path: /etc/pki/est/host.key
+    rekey: true
+    force: true
+    backup: true
+"""
+
+RETURN = r"""
+action:
+  description:
+    - What happened. V(none) when the certificate is current, V(enrolled), V(renewed) (same key),
+      V(rekeyed) (new key), V(pending) when the server has not decided yet.
+    - In check mode, what would happen (V(enroll), V(renew), V(resume)).
+  returned: always
+  type: str
+  sample: enrolled
+reasons:
+  description: Why the action was needed.
+  returned: always
+  type: list
+  elements: str
+pending:
+  description: Whether the request is pending at the server (HTTP 202); the key and CSR are kept for the next run.
+  returned: always
+  type: bool
+retry_after:
+  description: Seconds the server asked to wait before asking again.
+  returned: when RV(pending=true)
+  type: int
+subject:
+  description: Subject of the certificate, RFC 4514.
+  returned: when there is a certificate
+  type: str
+subject_alt_name:
+  description: The subjectAltName entries, as C(DNS:...), C(IP:...), C(email:...), C(URI:...).
+  returned: when there is a certificate
+  type: list
+  elements: str
+issuer:
+  description: Issuer, RFC 4514.
+  returned: when there is a certificate
+  type: str
+serial:
+  description: Serial number, upper-case hex.
+  returned: when there is a certificate
+  type: str
+not_before:
+  description: Start of validity (UTC, ISO 8601).
+  returned: when there is a certificate
+  type: str
+not_after:
+  description: End of validity (UTC, ISO 8601).
+  returned: when there is a certificate
+  type: str
+sha256_fingerprint:
+  description: SHA-256 of the certificate DER, lower-case hex.
+  returned: when there is a certificate
+  type: str
+days_remaining:
+  description: Whole days until RV(not_after).
+  returned: when there is a certificate
+  type: int
+requests_made:
+  description: HTTP requests sent to the EST server in this run (0 when nothing was due).
+  returned: always
+  type: int
+backup_files:
+  description: Backup file names, by the path they were taken of.
+  returned: when O(backup=true) and files were replaced
+  type: dict
+error_kind:
+  description: Class of failure (C(tls), C(auth_required), C(pending), C(verification), C(key_store), ...).
+  returned: failure
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pki.est.plugins.module_utils._enroll_module import (
+    ENROLLMENT_ARGUMENT_SPEC, octal_mode, run_enrollment, wanted_from_params,
+)
+from ansible_collections.pki.est.plugins.module_utils._module import (
+    CONNECTION_REQUIRED_BY, CONNECTION_REQUIRED_TOGETHER, check_readable, connection_argument_spec, fail,
+)
+from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
+
+CHECK_MODE_ACTIONS = {'reenroll': 'renew', 'resume': 'resume'}
+
+
+def main():
+    spec = connection_argument_spec(**ENROLLMENT_ARGUMENT_SPEC)
+    spec.update(rekey=dict(type='bool', default=False))
+    spec['path']['required'] = True
+    spec['private_key_path']['required'] = True
+    module = AnsibleModule(
+        argument_spec=spec,
+        required_together=CONNECTION_REQUIRED_TOGETHER,
+        required_by=CONNECTION_REQUIRED_BY,
+        add_file_common_args=True,
+        supports_check_mode=True,
+    )
+    params = module.params
+    check_readable(module, 'ca_path', 'client_cert_path', 'client_key_path')
+
+    from ansible_collections.pki.est.plugins.module_utils.enroll import Options
+    try:
+        wanted = wanted_from_params(params)
+        wanted.key_type = None  # key_type only chooses the type of a new key (rekey)
+        options = Options(
+            cert_path=params['path'], key_path=params['private_key_path'], chain_path=params['chain_path'],
+            fullchain_path=params['fullchain_path'], wanted=wanted, key_type=params['key_type'],
+            rekey=params['rekey'], force=params['force'], reenroll='auto', san_policy=params['san_policy'],
+            wait_timeout=params['wait_timeout'], key_mode=octal_mode(module, params['private_key_mode'], 'private_key_mode'),
+            renew_only=True,
+        )
+    except ESTError as exc:
+        fail(module, exc)
+    run_enrollment(module, options, CHECK_MODE_ACTIONS)
+
+
+if __name__ == '__main__':
+    main()
