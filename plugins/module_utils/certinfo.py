@@ -75,28 +75,44 @@ def classify_ca_certs(certs):
     """Give each certificate of a /cacerts answer its role (RFC 7030 §4.1.3).
 
     Returns a list of role names in the order of ``certs``: ``root`` for the current root
-    (OldWithOld), ``rollover_new_with_new`` for a further self-signed root, ``rollover_old_with_new``
-    / ``rollover_new_with_old`` for the cross certificates between them, and ``intermediate``
-    for anything else.
+    (OldWithOld, the oldest self-signed certificate), ``rollover_new_with_new`` for a younger
+    self-signed root, ``rollover_old_with_new`` for a certificate of the current root's key
+    signed by another key, ``rollover_new_with_old`` for a certificate the current root signed
+    for a new key of the same CA name (or for the key of a NewWithNew), and ``intermediate``
+    for anything else. The server need not send NewWithNew (§4.1.3 makes it optional).
     """
     from .codecs import public_key_der
     keys = [public_key_der(c.public_key()) for c in certs]
+    prints = [fingerprint(c) for c in certs]
     self_signed = [i for i, c in enumerate(certs) if is_self_signed(c)]
     roles = ['intermediate'] * len(certs)
     if not self_signed:
         return roles
-    # The current root is the oldest self-signed certificate; younger ones are new roots.
     current = min(self_signed, key=lambda i: not_before(certs[i]))
+    root = certs[current]
+    new_keys = set()
     for i in self_signed:
-        roles[i] = 'root' if i == current else 'rollover_new_with_new'
-    root_keys = dict((keys[i], i) for i in self_signed)
+        if prints[i] == prints[current]:
+            roles[i] = 'root'  # the same root sent twice is still the root
+        else:
+            roles[i] = 'rollover_new_with_new'
+            new_keys.add(keys[i])
     for i, cert in enumerate(certs):
-        if i in self_signed or keys[i] not in root_keys:
+        if i in self_signed:
             continue
-        # A cross certificate carries one root's key, signed by another root's key.
-        subject_root = root_keys[keys[i]]
-        roles[i] = 'rollover_old_with_new' if subject_root == current else 'rollover_new_with_old'
+        if keys[i] == keys[current]:
+            roles[i] = 'rollover_old_with_new'
+        elif keys[i] in new_keys or (cert.subject == root.subject and _signed_by(cert, root)):
+            roles[i] = 'rollover_new_with_old'
     return roles
+
+
+def _signed_by(cert, issuer):
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except Exception:  # pylint: disable=broad-except
+        return False
+    return True
 
 
 def cert_facts(cert, now=None):

@@ -82,6 +82,9 @@ def decode_body(body, what='response'):
         raise ESTError('bad_response', 'the %s body is empty' % what)
     if _looks_like_der(body):
         return body
+    stripped = body.rstrip(b' \t\r\n\x00')
+    if _looks_like_der(stripped):
+        return stripped
     match = _PEM_BLOCK.search(body)
     if match:
         body = match.group(2)

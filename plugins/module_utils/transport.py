@@ -264,7 +264,7 @@ class ESTTransport:
         try:
             target = requests.compat.urljoin(url, location)
             here, there = urlsplit(url), urlsplit(target)
-            same_origin = (there.scheme, there.hostname, there.port) == (here.scheme, here.hostname, here.port)
+            same_origin = _origin(there) == _origin(here)
         except ValueError:  # e.g. a port that is not a number
             raise ESTError('http', 'HTTP %d from %s with an unusable Location header %r' % (response.status_code, url, location),
                            status=response.status_code)
@@ -303,6 +303,12 @@ class ESTTransport:
 def _no_auth(request):
     """An auth hook that adds nothing (passing none would let requests read ~/.netrc)."""
     return request
+
+
+def _origin(parts):
+    """(scheme, host, port) with the scheme's default port filled in, for same-origin checks."""
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or '').lower(), parts.port or {'https': 443, 'http': 80}.get(scheme)
 
 
 def _reason(exc):

@@ -51,8 +51,8 @@ options:
     type: str
   subject:
     description:
-      - Subject attributes, for example C({O: Example, OU: [Ops, Web], C: DE}). Names such as CN, O, OU,
-        C, ST, L, serialNumber, emailAddress, DC, or dotted OIDs; a list gives several values.
+      - Subject attributes as a dictionary of attribute name to value, for example C(O) to C(Example).
+      - Names such as CN, O, OU, C, ST, L, serialNumber, emailAddress, DC, or dotted OIDs; a list value gives several values.
     type: dict
   subject_alt_name:
     description:

@@ -19,7 +19,7 @@ description:
     temporary file first; the key and certificate replace the old pair together only after
     the new certificate has been verified (issued for this key, chaining to the CA). On any
     failure the old pair stays in place, unmodified and matching.
-  - Idempotent without the network: nothing happens until the certificate enters its renewal
+  - Idempotent without the network. Nothing happens until the certificate enters its renewal
     window (O(renew_before)), unless O(force=true).
   - Fails when there is no valid current certificate to renew; use M(pki.est.est_enroll) for the
     first enrollment (it also renews with O(pki.est.est_enroll#module:reenroll=auto)).

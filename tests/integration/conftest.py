@@ -92,8 +92,8 @@ class Runner:
             'tasks': [
                 {'name': 'Run %s' % module, module: args, 'register': 'result', 'ignore_errors': True,
                  'check_mode': bool(check)},
-                {'name': 'Save the result', 'ansible.builtin.copy': {'content': '{{ result | to_nice_json }}', 'dest': str(out),
-                                                                    'mode': '0600'}, 'check_mode': False},
+                {'name': 'Save the result', 'check_mode': False,
+                 'ansible.builtin.copy': {'content': '{{ result | to_nice_json }}', 'dest': str(out), 'mode': '0600'}},
             ]}]))
         run = self.run(str(play), diff=diff, verbosity=verbosity)
         assert run.rc == 0 and out.exists(), str(run)
@@ -113,7 +113,8 @@ class Runner:
             command.append('-' + 'v' * verbosity)
         if tags:
             command += ['--tags', tags]
-        proc = subprocess.run(command, env=self.env(), cwd=str(self.tmp_path), capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(command, env=self.env(), cwd=str(self.tmp_path), capture_output=True, text=True, timeout=600,
+                              check=False)
         return PlaybookResult(proc, command)
 
 

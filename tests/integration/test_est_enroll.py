@@ -66,18 +66,18 @@ def _ops(lab):
 
 
 def test_renewal_window_renew_then_rekey(runner, lab, tmp_path):
-    out, _ = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path, renew_before='1d'))
+    out = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path, renew_before='1d'))[0]
     assert out['action'] == 'enrolled', out
     key1, cert1, match = _pair(tmp_path)
     assert match
     lab.clear_requests()
 
-    out, _ = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path, renew_before='1d'))
+    out = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path, renew_before='1d'))[0]
     assert out['action'] == 'none' and not out['changed'] and out['requests_made'] == 0, out
     assert _ops(lab) == []
 
     # A window longer than the lifetime puts the certificate inside it: renew with the same key.
-    out, _ = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path, renew_before='400d'))
+    out = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path, renew_before='400d'))[0]
     assert out['action'] == 'renewed' and out['operation'] == 'simplereenroll', out
     assert _ops(lab) == ['cacerts', 'simplereenroll']
     assert [r['auth'] for r in lab.requests()][-1] == 'cert'
@@ -86,7 +86,7 @@ def test_renewal_window_renew_then_rekey(runner, lab, tmp_path):
 
     # est_reenroll with rekey: a new key, the same subject.
     reenroll = dict(_conn(lab), **_files(tmp_path))
-    out, _ = runner.call('pki.est.est_reenroll', dict(reenroll, rekey=True, force=True, backup=True))
+    out = runner.call('pki.est.est_reenroll', dict(reenroll, rekey=True, force=True, backup=True))[0]
     assert out['action'] == 'rekeyed', out
     key3, cert3, match = _pair(tmp_path)
     assert match and key3 != key2 and cert3 != cert2
@@ -96,7 +96,7 @@ def test_renewal_window_renew_then_rekey(runner, lab, tmp_path):
 
     # Not due: est_reenroll does nothing and sends nothing.
     lab.clear_requests()
-    out, _ = runner.call('pki.est.est_reenroll', reenroll)
+    out = runner.call('pki.est.est_reenroll', reenroll)[0]
     assert out['action'] == 'none' and out['requests_made'] == 0 and _ops(lab) == []
 
 
@@ -111,14 +111,14 @@ def test_reenroll_check_mode_and_diff(runner, lab, tmp_path):
 
 
 def test_reenroll_without_certificate_fails_clearly(runner, lab, tmp_path):
-    out, _ = runner.call('pki.est.est_reenroll', dict(_conn(lab), **_files(tmp_path)))
+    out = runner.call('pki.est.est_reenroll', dict(_conn(lab), **_files(tmp_path)))[0]
     assert out['failed'] and out['error_kind'] == 'host_state', out
     assert 'enroll first' in out['msg']
 
 
 def test_pending_across_two_runs(runner, lab, tmp_path):
     lab.set_config(pending={'after_polls': 1}, retry_after=7)  # the first request waits, the next is answered
-    out, _ = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path))
+    out = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path))[0]
     assert out['pending'] and out['action'] == 'pending' and out['retry_after'] == 7, out
     work = tmp_path / 'work'
     assert not (work / 'host.crt').exists() and not (work / 'host.key').exists()
@@ -126,7 +126,7 @@ def test_pending_across_two_runs(runner, lab, tmp_path):
         assert oct((work / name).stat().st_mode & 0o777) == '0o600', name
     pending_key = (work / 'host.crt.pending.key').read_bytes()
 
-    out, _ = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path))
+    out = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path))[0]
     assert out['action'] == 'enrolled' and not out['pending'], out
     key, _cert, match = _pair(tmp_path)
     assert match and key == pending_key
@@ -137,7 +137,7 @@ def test_pending_across_two_runs(runner, lab, tmp_path):
 
 def test_pending_within_one_run(runner, lab, tmp_path):
     lab.set_config(pending={'after_polls': 2}, retry_after=1)
-    out, _ = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path, wait_timeout=60))
+    out = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path, wait_timeout=60))[0]
     assert out['action'] == 'enrolled', out
     assert _ops(lab).count('simpleenroll') == 3
     assert _pair(tmp_path)[2]
@@ -150,7 +150,7 @@ def test_mismatched_pair_is_reenrolled(runner, lab, tmp_path):
     other = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     (tmp_path / 'work' / 'host.key').write_bytes(other)
-    out, _ = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path))
+    out = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path))[0]
     assert out['changed'] and out['action'] == 'enrolled', out
     assert 'does not match' in ' '.join(out['reasons'])
     key, _cert, match = _pair(tmp_path)
@@ -161,11 +161,11 @@ def test_corrupt_certificate_fails_or_replaces(runner, lab, tmp_path):
     runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path))
     cert = tmp_path / 'work' / 'host.crt'
     cert.write_text('-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n')
-    out, _ = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path))
+    out = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path))[0]
     assert out['failed'] and out['error_kind'] == 'host_state', out
     assert 'invalid_certificate=replace' in out['msg']
     assert 'not a certificate' in cert.read_text()
-    out, _ = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path, invalid_certificate='replace'))
+    out = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path, invalid_certificate='replace'))[0]
     assert out['action'] == 'enrolled', out
     assert _pair(tmp_path)[2]
 
@@ -180,7 +180,7 @@ def test_server_failures_during_rekey_keep_the_old_pair(runner, lab, tmp_path):
              ('other_ca', 'verification'), ('close', 'connection')]
     for fault, kind in cases:
         lab.set_fault('simplereenroll', fault, count=1)
-        out, _ = runner.call('pki.est.est_reenroll', reenroll)
+        out = runner.call('pki.est.est_reenroll', reenroll)[0]
         assert out['failed'], (fault, out)
         if kind:
             assert out['error_kind'] == kind, (fault, out)
@@ -188,7 +188,7 @@ def test_server_failures_during_rekey_keep_the_old_pair(runner, lab, tmp_path):
         assert _pair(tmp_path) == before, fault
         assert not (tmp_path / 'work' / 'host.crt.pending.key').exists(), fault
     lab.stop()
-    out, _ = runner.call('pki.est.est_reenroll', dict(reenroll, timeout=5))
+    out = runner.call('pki.est.est_reenroll', dict(reenroll, timeout=5))[0]
     assert out['failed'] and out['error_kind'] == 'connection', out
     assert _pair(tmp_path) == before
 
@@ -212,17 +212,17 @@ def test_external_csr(runner, lab, tmp_path):
     csr = x509.CertificateSigningRequestBuilder().subject_name(
         x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'delegated.example.test')])).sign(key, hashes.SHA256())
     pem = csr.public_bytes(serialization.Encoding.PEM).decode()
-    out, _ = runner.call('pki.est.est_enroll', dict(_conn(lab), csr_content=pem))
+    out = runner.call('pki.est.est_enroll', dict(_conn(lab), csr_content=pem))[0]
     assert out['action'] == 'enrolled' and 'CN=delegated.example.test' in out['subject'], out
     assert 'BEGIN CERTIFICATE' in out['certificate_pem']
     cert = x509.load_pem_x509_certificate(out['certificate_pem'].encode())
     assert cert.public_key().public_numbers() == key.public_key().public_numbers()
-    out, _ = runner.call('pki.est.est_enroll', dict(_conn(lab), csr_content='garbage'))
+    out = runner.call('pki.est.est_enroll', dict(_conn(lab), csr_content='garbage'))[0]
     assert out['failed'] and out['error_kind'] == 'invalid_input', out
 
 
 def test_wrong_password_is_auth_required(runner, lab, tmp_path):
-    out, _ = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path, password='wrong'))
+    out = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path, password='wrong'))[0]
     assert out['failed'] and out['error_kind'] == 'auth_required', out
     assert 'wrong' not in out['msg']
     assert not (tmp_path / 'work' / 'host.key').exists()

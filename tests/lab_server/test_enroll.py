@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from lab_helpers import (b64, certs_from_body, enroll, enroll_cert, get, load_key, load_pem, make_csr, new_key,
-                         post, write_identity)
+                         post, sign_with_ca, write_identity)
 
 
 def test_cacerts(server):
@@ -37,7 +37,7 @@ def test_labels_have_their_own_ca(server, label):
     label_ca = load_pem(server.label_ca_path(label))
     assert label_ca != load_pem(server.ca_path)
     assert certs_from_body(get(server, "cacerts", label=label).content) == [label_ca]
-    cert, _ = enroll_cert(server, label=label)
+    cert = enroll_cert(server, label=label)[0]
     cert.verify_directly_issued_by(label_ca)
     entry = server.requests()[-1]
     assert (entry["op"], entry["label"], entry["status"], entry["auth"]) == ("simpleenroll", label, 200, "basic")
@@ -70,7 +70,7 @@ def test_wrong_methods(server):
 def test_enroll_with_basic_issues_requested_profile(server):
     before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     key = new_key()
-    cert, _ = enroll_cert(server, key, common_name="web1.example.test", dns=("web1.example.test", "www.example.test"))
+    cert = enroll_cert(server, key, common_name="web1.example.test", dns=("web1.example.test", "www.example.test"))[0]
     ca = load_pem(server.ca_path)
     cert.verify_directly_issued_by(ca)
     assert cert.public_key() == key.public_key()
@@ -93,7 +93,7 @@ def test_enroll_with_basic_issues_requested_profile(server):
 
 
 def test_enroll_response_headers(server):
-    response, _ = enroll(server)
+    response = enroll(server)[0]
     assert response.headers["Content-Type"] == "application/pkcs7-mime; smime-type=certs-only"
     assert response.headers["Content-Transfer-Encoding"] == "base64"
 
@@ -101,13 +101,13 @@ def test_enroll_response_headers(server):
 def test_enroll_copies_requested_key_usage_and_eku(server):
     ku = x509.KeyUsage(digital_signature=False, content_commitment=True, key_encipherment=False, data_encipherment=False,
                        key_agreement=True, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False)
-    cert, _ = enroll_cert(server, key_usage=ku, eku=[ExtendedKeyUsageOID.CODE_SIGNING])
+    cert = enroll_cert(server, key_usage=ku, eku=[ExtendedKeyUsageOID.CODE_SIGNING])[0]
     assert cert.extensions.get_extension_for_class(x509.KeyUsage).value == ku
     assert list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [ExtendedKeyUsageOID.CODE_SIGNING]
 
 
 def test_enroll_rsa_key_default_key_usage(server):
-    cert, _ = enroll_cert(server, new_key("rsa"))
+    cert = enroll_cert(server, new_key("rsa"))[0]
     ku = cert.extensions.get_extension_for_class(x509.KeyUsage).value
     assert ku.digital_signature and ku.key_encipherment
 
@@ -139,7 +139,7 @@ def test_enroll_wrong_content_type(server, content_type):
 
 @pytest.mark.parametrize("auth", [None, ("alice", "wrong"), ("bob", "secret")])
 def test_enroll_requires_auth(server, auth):
-    response, _ = enroll(server, auth=auth)
+    response = enroll(server, auth=auth)[0]
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == 'Basic realm="estlab"'
     assert server.requests()[-1]["auth"] == "none"
@@ -151,7 +151,7 @@ def test_enroll_empty_user_name(server):
 
 def test_enroll_without_auth_when_not_required(server):
     server.set_config(require_auth=False)
-    response, _ = enroll(server, auth=None)
+    response = enroll(server, auth=None)[0]
     assert response.status_code == 200
     assert server.requests()[-1]["auth"] == "none"
     assert enroll(server, auth=("alice", "wrong"))[0].status_code == 401  # wrong credentials stay wrong
@@ -166,7 +166,7 @@ def test_users_can_change_at_runtime(server):
 def test_enroll_with_client_certificate(server, tmp_path):
     cert, key = enroll_cert(server, label="iot", common_name="iot-device")
     identity = write_identity(tmp_path, cert, key)
-    response, _ = enroll(server, auth=None, cert=identity, common_name="second-cert")
+    response = enroll(server, auth=None, cert=identity, common_name="second-cert")[0]
     assert response.status_code == 200, response.text
     assert server.requests()[-1]["auth"] == "cert"
 
@@ -175,9 +175,8 @@ def test_expired_client_certificate_is_not_enough(server, tmp_path):
     ca_cert, ca_key = load_pem(server.ca_path), load_key(server.state_dir / "ca.key")
     key = new_key()
     now = datetime.datetime.now(datetime.timezone.utc)
-    from lab_helpers import sign_with_ca
     expired = sign_with_ca(ca_cert, ca_key, "old", key.public_key(), now - datetime.timedelta(days=10), now - datetime.timedelta(days=1))
-    response, _ = enroll(server, auth=None, cert=write_identity(tmp_path, expired, key))
+    response = enroll(server, auth=None, cert=write_identity(tmp_path, expired, key))[0]
     assert response.status_code == 401
     assert "expired" in response.text
     assert enroll(server, cert=write_identity(tmp_path, expired, key))[0].status_code == 200  # Basic still works
@@ -218,10 +217,10 @@ def test_body_too_large_and_missing_length(server):
 
 def test_lifetime_configuration(server):
     server.set_config(cert_lifetime_days=2)
-    cert, _ = enroll_cert(server)
+    cert = enroll_cert(server)[0]
     assert cert.not_valid_after_utc - cert.not_valid_before_utc == datetime.timedelta(days=2)
     server.set_config(cert_lifetime_seconds=90)
-    cert, _ = enroll_cert(server)
+    cert = enroll_cert(server)[0]
     assert cert.not_valid_after_utc - cert.not_valid_before_utc == datetime.timedelta(seconds=90)
     assert server.get_config()["cert_lifetime_seconds"] == 90
 

@@ -42,7 +42,7 @@ def test_renew_same_key(server, identity):
 
 
 def test_rekey(server, identity):
-    _, _, files = identity
+    files = identity[2]
     replacement = new_key()
     response = reenroll(server, replacement, files)
     assert response.status_code == 200, response.text
@@ -50,7 +50,7 @@ def test_rekey(server, identity):
 
 
 def test_san_order_does_not_matter(server, identity):
-    _, key, files = identity
+    key, files = identity[1:]
     assert reenroll(server, key, files, dns=tuple(reversed(NAMES))).status_code == 200
 
 
@@ -67,7 +67,7 @@ def test_without_client_certificate(server):
     {"dns": ()},
 ])
 def test_identity_must_match(server, identity, change):
-    _, key, files = identity
+    key, files = identity[1:]
     response = reenroll(server, key, files, **change)
     assert response.status_code == 400
     assert "differs" in response.text
@@ -103,5 +103,5 @@ def test_certificate_of_a_foreign_ca_is_refused_in_tls(server, tmp_path):
 
 
 def test_reenroll_wrong_basic_credentials(server, identity):
-    _, key, files = identity
+    key, files = identity[1:]
     assert reenroll(server, key, files, auth=("alice", "nope")).status_code == 401

@@ -70,7 +70,7 @@ def test_restart_keeps_ca_and_port(tmp_path):
 def test_rsa_key_type(tmp_path):
     with lab_server(tmp_path, key_type="rsa", config={"users": {"a": "b"}}) as server:
         assert isinstance(load_pem(server.ca_path).public_key(), rsa.RSAPublicKey)
-        cert, _ = enroll_cert(server, auth=("a", "b"))
+        cert = enroll_cert(server, auth=("a", "b"))[0]
         assert cert.signature_hash_algorithm.name == "sha256"
 
 

@@ -24,7 +24,7 @@ def check_basic(header, users):
     """Return "absent", "ok" or "invalid" for an Authorization header value."""
     if header is None:
         return "absent"
-    scheme, _, token = header.strip().partition(" ")
+    scheme, dummy, token = header.strip().partition(" ")
     if scheme.lower() != "basic":
         return "invalid"
     try:

@@ -42,8 +42,8 @@ def _wait_for_child(read_fd, logfile):
     message = b""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([read_fd], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
+        readable = select.select([read_fd], [], [], max(0.0, deadline - time.monotonic()))[0]
+        if not readable:
             break
         chunk = os.read(read_fd, 4096)
         if not chunk:

@@ -8,6 +8,7 @@ connection and the server go on.
 
 import logging
 import re
+from email import errors as email_errors
 import time
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
@@ -31,7 +32,10 @@ CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 def header_problem(headers):
     """A reason when the header section is malformed (RFC 9110/9112), else None."""
-    if headers.defects:
+    # http.client parses the header section with the email package, which notes
+    # (rather than rejects) lines that are not "name: value".
+    if any(isinstance(d, (email_errors.MissingHeaderBodySeparatorDefect, email_errors.FirstHeaderLineIsContinuationDefect))
+           for d in headers.defects):
         return "malformed header section"
     for name, value in headers.items():
         if not TOKEN.match(name):
@@ -151,7 +155,7 @@ class EstHandler(BaseHTTPRequestHandler):
             log.info("%s %s: connection problem while reading: %s", self.command, ctx.path[:100], exc)
             self.close_connection = True
             return
-        except Exception:  # any bug: answer 500, log it, keep serving
+        except Exception:  # pylint: disable=broad-exception-caught  # any bug: answer 500, log it, keep serving
             log.exception("unexpected error in %s %s", self.command, ctx.path[:100])
             response = text(500, "internal server error")
         self._send(ctx, response)

@@ -133,7 +133,6 @@ def test_classify_rollover_old_with_new_without_new_root(pki):
     assert certinfo.classify_ca_certs([rollover.old_with_new, rollover.old_with_old]) == ['rollover_old_with_new', 'root']
 
 
-@pytest.mark.xfail(strict=True, reason='engine bug: NewWithOld is only recognised when NewWithNew is in the answer too')
 def test_classify_rfc7030_three_certificate_set(pki):
     """RFC 7030 §4.1.3: the server SHOULD include OldWithOld, OldWithNew and NewWithOld (NewWithNew is optional)."""
     rollover = pki.rollover

@@ -19,8 +19,7 @@ def test_every_kind(kind):
 
 
 def test_unknown_kind():
-    with pytest.raises(ValueError):
-        ESTError('oops', 'x')
+    pytest.raises(ValueError, ESTError, 'oops', 'x')
 
 
 def test_as_dict_with_status_and_details():

@@ -498,7 +498,6 @@ def test_cross_origin_redirect_refused(location):
     assert len(adapter.sent) == 1
 
 
-@pytest.mark.xfail(strict=True, reason='engine bug: an explicit default port (:443) is taken for another origin')
 def test_redirect_with_explicit_default_port_is_same_origin():
     est, adapter = fake_transport([Answer(302, {'Location': 'https://est.example.com:443/v2/.well-known/est/cacerts'}),
                                    Answer(200, PKCS7, b'MIIB')])

@@ -1,0 +1,43 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pki.est developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The shipped playbooks, run as a user would, against the lab EST server."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+
+from conftest import ROOT
+
+
+def _extra(lab, tmp_path):
+    return dict(est_url=lab.url, est_ca_fingerprint=lab.ca_fingerprint, est_bundle_path=str(tmp_path / 'pki' / 'ca.pem'),
+                est_cert_dir=str(tmp_path / 'pki'), est_username='alice', est_password='s3cret-Pa55')
+
+
+def test_enroll_playbook_bootstraps_enrolls_and_is_idempotent(runner, lab, tmp_path):
+    playbook = os.path.join(ROOT, 'playbooks', 'enroll.yml')
+    first = runner.run(playbook, _extra(lab, tmp_path))
+    assert first.rc == 0, str(first)
+    assert first.recap()['failed'] == 0
+    assert 'Trusting EST CA' in first.stdout and lab.ca_fingerprint in first.stdout
+    assert 'enrolled: CN=testhost' in first.stdout
+    for name in ('ca.pem', 'host.crt', 'host.key', 'host-chain.pem', 'host-fullchain.pem'):
+        assert (tmp_path / 'pki' / name).exists(), name
+    lab.clear_requests()
+
+    second = runner.run(playbook, _extra(lab, tmp_path))
+    assert second.rc == 0, str(second)
+    assert second.recap()['changed'] == 0, str(second)
+    # The trust step refreshes /cacerts over verified TLS; enrollment sends nothing.
+    assert [r['op'] for r in lab.requests()] == ['cacerts']
+
+
+def test_enroll_playbook_refuses_without_fingerprint(runner, lab, tmp_path):
+    extra = _extra(lab, tmp_path)
+    del extra['est_ca_fingerprint']
+    result = runner.run(os.path.join(ROOT, 'playbooks', 'enroll.yml'), extra)
+    assert result.rc != 0
+    assert 'est_trust_expected_fingerprint' in result.stdout
+    assert lab.requests() == []
