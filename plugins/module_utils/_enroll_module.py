@@ -38,7 +38,11 @@ class AnsibleFiles:
         self.writer = writer
         self.backup = backup
 
-    def write(self, path, data, mode=None, secret=False):
+    def write(self, path, data, mode=None, secret=False, bookkeeping=False):
+        if bookkeeping:
+            # The decision record is not a result of the task: it never makes it "changed".
+            self.writer.write(path, data, mode=mode, diff=False, file_args=False, mode_param=False, quiet=True)
+            return
         pending = path.endswith('.pending.json') or path.endswith('.pending.key')
         self.writer.write(path, data, mode=mode, backup=self.backup and not pending, diff=False,
                           file_args=not pending, mode_param=not secret and not pending)
@@ -87,8 +91,8 @@ def run_enrollment(module, options, check_mode_action_names):
     job = Enrollment(options, connection_kwargs(module.params), files=AnsibleFiles(module, writer, module.params.get('backup')))
     try:
         action, reasons = job.plan()
-        before = {}
-        if job.state.cert is not None:
+        before = dict(job.cached_facts or {})
+        if job.state is not None and job.state.cert is not None:
             before = cert_facts(job.state.cert)
             before['subject_alt_name'] = extension_values(job.state.cert)['sans']
         if action == 'none':

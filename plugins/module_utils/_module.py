@@ -101,9 +101,10 @@ class FileWriter:
         self.diff_before = {}
         self.diff_after = {}
 
-    def write(self, path, data, mode=None, backup=False, diff=True, name=None, file_args=True, mode_param=True):
+    def write(self, path, data, mode=None, backup=False, diff=True, name=None, file_args=True, mode_param=True, quiet=False):
         """Put ``data`` (bytes) at ``path``; return True when the content changed.
 
+        ``quiet`` writes do not count as a change (bookkeeping files).
         ``mode`` applies when the module's own ``mode`` option is not set, or always when
         ``mode_param`` is false (private keys). Owner, group, SELinux context and the ``mode``
         option come from the module's common file arguments when ``file_args`` is true.
@@ -130,7 +131,8 @@ class FileWriter:
                 args['mode'] = wanted_mode
             if os.path.exists(path):
                 attrs_changed = self.module.set_fs_attributes_if_different(args, False)
-        self.changed = self.changed or content_changed or attrs_changed
+        if not quiet:
+            self.changed = self.changed or content_changed or attrs_changed
         return content_changed or attrs_changed
 
     def remove(self, path):

@@ -41,7 +41,7 @@ try:  # Shipped to hosts that may lack pyasn1; the public functions report it as
     from pyasn1.codec.ber import decoder as _ber_decoder
     from pyasn1.codec.der import decoder as _der_decoder
     from pyasn1.codec.der import encoder as _der_encoder
-    from pyasn1.type import char, univ
+    from pyasn1.type import char, namedtype, univ
     from pyasn1_modules import rfc4055, rfc5280, rfc5652, rfc6402
     HAS_PYASN1 = True
     PYASN1_IMPORT_ERROR = None
@@ -102,6 +102,33 @@ FAIL_INFO_NAMES = {0: 'badAlg', 1: 'badMessageCheck', 2: 'badRequest', 3: 'badTi
                    11: 'internalCAError', 12: 'tryLater', 13: 'authDataFail'}
 # The status a response as a whole gets when several status controls disagree: the worst one wins.
 _STATUS_SEVERITY = ('failed', 'no_support', 'pop_required', 'confirm_required', 'pending', 'partial', 'success')
+
+
+if HAS_PYASN1:
+    # rfc6402's CMCStatusInfoV2 has OtherStatusInfo as a CHOICE of two untagged SEQUENCEs (pendInfo,
+    # extendedFailInfo), which pyasn1 cannot tell apart; read otherInfo as ANY and sort it out here.
+
+    class _StatusInfoV2(univ.Sequence):
+        componentType = namedtype.NamedTypes(
+            namedtype.NamedType('cMCStatus', univ.Integer()),
+            namedtype.NamedType('bodyList', univ.SequenceOf(componentType=rfc6402.BodyPartReference())),
+            namedtype.OptionalNamedType('statusString', char.UTF8String()),
+            namedtype.OptionalNamedType('otherInfo', univ.Any()),
+        )
+
+    class _StatusInfo(univ.Sequence):
+        componentType = namedtype.NamedTypes(
+            namedtype.NamedType('cMCStatus', univ.Integer()),
+            namedtype.NamedType('bodyList', univ.SequenceOf(componentType=univ.Integer())),
+            namedtype.OptionalNamedType('statusString', char.UTF8String()),
+            namedtype.OptionalNamedType('otherInfo', univ.Any()),
+        )
+
+    class _ExtendedFailInfo(univ.Sequence):
+        componentType = namedtype.NamedTypes(
+            namedtype.NamedType('failInfoOID', univ.ObjectIdentifier()),
+            namedtype.NamedType('failInfoValue', univ.Any()),
+        )
 
 
 def _short(exc):
@@ -613,15 +640,22 @@ def _status_from(info, legacy):
         result['status_string'] = str(info['statusString'])
     other = info['otherInfo']
     if other.isValue:
-        kind = other.getName()
-        if kind == 'failInfo':
-            value = int(other['failInfo'])
+        raw = bytes(other)
+        if raw[:1] == b'\x02':
+            value = int(_decode(raw, univ.Integer(), 'failInfo'))
             result['fail_info'] = FAIL_INFO_NAMES.get(value, 'unknown(%d)' % value)
-        elif kind == 'pendInfo':
-            result['pending_token'] = other['pendInfo']['pendToken'].asOctets()
-            result['pending_time'] = _iso_time(other['pendInfo']['pendTime'])
-        elif kind == 'extendedFailInfo':
-            result['fail_info'] = str(other['extendedFailInfo']['failInfoOID'])
+        else:
+            try:
+                pend = _decode(raw, rfc6402.PendInfo(), 'pendInfo')
+            except ESTError:
+                pend = None
+            if pend is not None:
+                result['pending_token'] = pend['pendToken'].asOctets()
+                result['pending_time'] = _iso_time(pend['pendTime'])
+            elif not legacy:
+                result['fail_info'] = str(_decode(raw, _ExtendedFailInfo(), 'extendedFailInfo')['failInfoOID'])
+            else:
+                raise ESTError('bad_response', 'the CMCStatusInfo otherInfo is neither failInfo nor pendInfo')
     return result
 
 
@@ -719,9 +753,9 @@ def _parse_response(der, request_transaction_id, sender_nonce, verify_signer):
         values = [bytes(v) for v in control['attrValues']]
         for value in values:
             if oid == OID_CMC_STATUS_INFO_V2:
-                result['statuses'].append(_status_from(_decode(value, rfc6402.CMCStatusInfoV2(), 'CMCStatusInfoV2'), False))
+                result['statuses'].append(_status_from(_decode(value, _StatusInfoV2(), 'CMCStatusInfoV2'), False))
             elif oid == OID_CMC_STATUS_INFO:
-                result['statuses'].append(_status_from(_decode(value, rfc6402.CMCStatusInfo(), 'CMCStatusInfo'), True))
+                result['statuses'].append(_status_from(_decode(value, _StatusInfo(), 'CMCStatusInfo'), True))
             elif oid == OID_CMC_RECIPIENT_NONCE:
                 result['recipient_nonce'] = _decode(value, univ.OctetString(), 'recipientNonce').asOctets()
             elif oid == OID_CMC_SENDER_NONCE:

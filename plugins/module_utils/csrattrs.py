@@ -196,6 +196,7 @@ OID_NAMES = {
     '1.2.840.113549.1.9.20': 'friendlyName',
     '1.2.840.113549.1.9.21': 'localKeyId',
     '1.3.6.1.1.1.1.22': 'macAddress',
+    '0.9.2342.19200300.100.1.5': 'favouriteDrink',
     '1.3.6.1.5.5.7.7.36': 'changeSubjectName',
     '1.2.840.113549.1.1.1': 'rsaEncryption',
     '1.2.840.113549.1.1.10': 'id-RSASSA-PSS',
@@ -380,7 +381,8 @@ def _general_name(name):
     if kind == 'directoryName':
         return 'dirName:' + _name_string(value)
     if kind == 'otherName':
-        return 'otherName:' + str(value['type-id'])
+        text = _string_value(bytes(value['value'])) if value['value'].isValue else None
+        return 'otherName:' + str(value['type-id']) + (';' + text if text is not None else '')
     return '%s:%s' % (kind, _hex(value.asOctets()) if hasattr(value, 'asOctets') else '')
 
 

@@ -109,7 +109,8 @@ def select_and_verify(certs, public_key, ca_certs, wanted_sans=None, san_policy=
 class Files:
     """How :class:`Enrollment` touches the host. The default writes with :mod:`.fileio`."""
 
-    def write(self, path, data, mode=None, secret=False):  # pylint: disable=unused-argument
+    def write(self, path, data, mode=None, secret=False, bookkeeping=False):  # pylint: disable=unused-argument
+        """Replace ``path``. ``secret`` marks key material; ``bookkeeping`` files are not results."""
         from .fileio import atomic_write
         atomic_write(path, data, mode)
 
@@ -163,6 +164,7 @@ class Enrollment:
         self.reasons = []
         self.warnings = []
         self.requests_made = 0
+        self.cached_facts = None
 
     # -- planning (no network) -------------------------------------------------------------
     def plan(self):
@@ -173,6 +175,12 @@ class Enrollment:
             self.state = hoststate.inspect(opts.cert_path, None) if opts.cert_path else hoststate.HostState()
             self.action, self.reasons = self._plan_external()
             return self.action, self.reasons
+        if not opts.force:
+            from . import statecache
+            self.cached_facts = statecache.lookup(opts.cert_path, opts.key_path, opts.chain_path, opts.wanted)
+            if self.cached_facts is not None:
+                self.action, self.reasons = 'none', []
+                return self.action, self.reasons
         self.state = hoststate.inspect(opts.cert_path, opts.key_path, opts.chain_path)
         self.action, self.reasons = hoststate.decide(self.state, opts.wanted, force=opts.force, reenroll=opts.reenroll,
                                                      invalid_certificate=opts.invalid_certificate)
@@ -217,6 +225,12 @@ class Enrollment:
         if self.action is None:
             self.plan()
         if self.action == 'none':
+            if self.cached_facts is not None:
+                result = {'changed': False, 'action': 'none', 'reasons': [], 'pending': False}
+                result.update(self.cached_facts)
+                return result
+            if self.options.external_csr is None:
+                self._remember(self.state.cert)
             return self._result(False, 'none', self.state.cert)
         if self.options.external_csr is not None:
             return self._run_external()
@@ -268,6 +282,7 @@ class Enrollment:
         self._install(cert, chain, key if new_key else None)
         self.files.remove(paths['state'])
         self.files.remove(paths['key'])
+        self._remember(cert)
         if previous is None:
             action = 'enrolled'
         else:
@@ -323,6 +338,17 @@ class Enrollment:
         self.files.write(opts.cert_path, certs_to_pem([cert]), opts.cert_mode)
         if opts.fullchain_path:
             self.files.write(opts.fullchain_path, certs_to_pem([cert] + chain), opts.cert_mode)
+
+    def _remember(self, cert):
+        """Leave the record that lets the next run decide without parsing (see :mod:`.statecache`)."""
+        from . import statecache
+        from .hoststate import renewal_time
+        opts = self.options
+        facts = self._result(False, 'none', cert)
+        facts = dict((k, v) for k, v in facts.items() if k not in ('changed', 'action', 'reasons', 'pending'))
+        text = statecache.record(opts.cert_path, opts.key_path, opts.chain_path, opts.wanted, facts,
+                                 renewal_time(cert, opts.wanted.window))
+        self.files.write(statecache.cache_path(opts.cert_path), text, opts.cert_mode, bookkeeping=True)
 
     def _run_external(self):
         from .csr import csr_der

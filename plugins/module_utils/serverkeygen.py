@@ -39,7 +39,7 @@ try:  # Shipped to hosts that may lack pyasn1; the public functions report it as
     from pyasn1.codec.ber import decoder as _ber_decoder
     from pyasn1.codec.der import encoder as _der_encoder
     from pyasn1.type import univ
-    from pyasn1_modules import rfc5652, rfc5958
+    from pyasn1_modules import rfc5280, rfc5652, rfc5958
     HAS_PYASN1 = True
     PYASN1_IMPORT_ERROR = None
 except ImportError as _exc:  # pragma: no cover - depends on the host
@@ -114,9 +114,9 @@ def smime_capabilities_attribute(capabilities=DEFAULT_SMIME_CAPABILITIES):
     engine can decrypt: AES-256-CBC, AES-128-CBC and RSA key transport.
     """
     _require_pyasn1()
-    caps = univ.SequenceOf(componentType=rfc5652.AlgorithmIdentifier())
+    caps = univ.SequenceOf(componentType=rfc5280.AlgorithmIdentifier())
     for oid in capabilities:
-        cap = rfc5652.AlgorithmIdentifier()
+        cap = rfc5280.AlgorithmIdentifier()
         try:
             cap['algorithm'] = univ.ObjectIdentifier(str(oid))
         except Exception:  # pylint: disable=broad-except

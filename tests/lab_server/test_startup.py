@@ -118,12 +118,15 @@ def test_daemon_start_and_stop(tmp_path):
         assert int(pidfile.read_text()) == ready["pid"]
         response = requests.get(ready["url"] + "/healthz", verify=ready["ca_path"], timeout=5)
         assert response.json() == {"status": "ok"}
+        status = run_cli("--state-dir", str(state), "--status", "--pidfile", str(pidfile)).stdout.strip()
+        assert status == "running pid=%d" % ready["pid"]
     finally:
         stopped = run_cli("--state-dir", str(state), "--stop", "--pidfile", str(pidfile))
     assert stopped.stdout.strip() == "stopped"
     assert not pidfile.exists()
     assert "listening on" in logfile.read_text()
     assert run_cli("--state-dir", str(state), "--stop", "--pidfile", str(pidfile)).stdout.strip() == "not-running"
+    assert run_cli("--state-dir", str(state), "--status", "--pidfile", str(pidfile)).stdout.strip() == "not-running"
 
 
 def test_daemon_reports_failure(tmp_path):

@@ -26,6 +26,8 @@ def build_parser():
     parser.add_argument("--pidfile", help="pid file (default STATE_DIR/estlab.pid with --daemon or --stop)")
     parser.add_argument("--logfile", help="log file with --daemon (default STATE_DIR/estlab.log)")
     parser.add_argument("--stop", action="store_true", help="stop the server named by the pid file and exit")
+    parser.add_argument("--status", action="store_true",
+                        help="print 'running pid=N' or 'not-running' for the pid file and exit 0")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return parser
 
@@ -34,9 +36,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     state_dir = os.path.abspath(args.state_dir)
     pidfile = os.path.abspath(args.pidfile) if args.pidfile else None
-    if args.stop:
-        outcome = daemon.stop(pidfile or os.path.join(state_dir, "estlab.pid"))
-        print(outcome)
+    if args.stop or args.status:
+        pidfile = pidfile or os.path.join(state_dir, "estlab.pid")
+        print(daemon.stop(pidfile) if args.stop else daemon.status(pidfile))
         return 0
     if args.daemon and pidfile is None:
         pidfile = os.path.join(state_dir, "estlab.pid")

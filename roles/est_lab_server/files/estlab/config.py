@@ -74,8 +74,10 @@ def _check_pending(value):
 def _check_csrattrs(value):
     if value is None or value == "404":
         return
-    # Imported here so that config validation stays usable without pyasn1.
-    from .csrattrs import CsrAttrsError, encode_csrattrs
+    try:  # imported here: the server runs without pyasn1 as long as no csrattrs list is configured
+        from .csrattrs import CsrAttrsError, encode_csrattrs
+    except ImportError as exc:
+        raise ConfigError("csrattrs lists need the pyasn1 and pyasn1-modules packages (%s)" % exc) from exc
     try:
         encode_csrattrs(value)
     except CsrAttrsError as exc:

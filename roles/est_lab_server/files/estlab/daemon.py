@@ -104,6 +104,13 @@ def is_running_estlab(pid):
     return b"estlab" in cmdline and process_state not in (b"Z", b"X")
 
 
+def status(pidfile):
+    pid = read_pid(pidfile)
+    if pid is not None and is_running_estlab(pid):
+        return "running pid=%d" % pid
+    return "not-running"
+
+
 def stop(pidfile, timeout=20.0):
     """SIGTERM the server named by pidfile and wait.  Return a one-word outcome for callers."""
     pid = read_pid(pidfile)

@@ -13,7 +13,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from .auth import CHALLENGE, check_basic, check_client_cert
 from .ca import new_private_key
 from .csr import CsrError, parse_body
-from .csrattrs import encode_csrattrs
 from .encoding import CSRATTRS_CONTENT_TYPE, PKCS7_CONTENT_TYPE, base64_text, certs_only_body
 from .faults import SIGNING_FAULTS, apply_fault
 from .response import HttpError, Response, text
@@ -61,6 +60,7 @@ def csrattrs(state, ctx, ca):
             return Response(204)
         if wanted == "404":
             return text(404, "no CSR attributes for this CA")
+        from .csrattrs import encode_csrattrs  # pyasn1 is only needed when csrattrs are configured
         config = state.config
         body = base64_text(encode_csrattrs(wanted), config.get("response_wrap"), config.get("response_eol"))
         return _base64_response(body, CSRATTRS_CONTENT_TYPE)
