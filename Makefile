@@ -51,7 +51,8 @@ collection:
 demo: venv collection
 	@mkdir -p $(DEMO_DIR)
 	$(BIN)/ansible-playbook -i demo/inventory.yml playbooks/lab_server.yml
-	$(BIN)/ansible-playbook -i demo/inventory.yml playbooks/enroll.yml
+	$(BIN)/ansible-playbook -i demo/inventory.yml playbooks/enroll.yml --limit fleet
+	@echo "Demo done: key, certificate and chains are in $(DEMO_DIR)/host; 'make demo-stop' stops the lab server."
 
 demo-stop: venv collection
 	$(BIN)/ansible-playbook -i demo/inventory.yml playbooks/lab_server.yml -e est_lab_server_state=stopped

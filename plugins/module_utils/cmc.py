@@ -302,6 +302,9 @@ def _load_csrs(csrs_der):
         raise ESTError('invalid_input', 'a Full PKI Request needs at least one CSR')
     result = []
     for index, der in enumerate(csrs_der):
+        if isinstance(der, x509.CertificateSigningRequest):
+            from cryptography.hazmat.primitives.serialization import Encoding
+            der = der.public_bytes(Encoding.DER)
         if not isinstance(der, (bytes, bytearray)):
             raise ESTError('invalid_input', 'CSR %d must be DER bytes' % (index + 1))
         der = bytes(der)
@@ -320,18 +323,22 @@ def _load_csrs(csrs_der):
 
 
 def _subject_key_identifier(public_key, csrs, explicit=None):
+    """The SKI for a SignerInfo signed with a request key (RFC 5272 §3.2 a-c)."""
     from cryptography import x509
     from .codecs import public_key_der
     if explicit is not None:
+        if not isinstance(explicit, (bytes, bytearray)) or not explicit:
+            raise ESTError('invalid_input', 'subject_key_identifier must be non-empty bytes')
         return bytes(explicit)
     wanted = public_key_der(public_key)
-    for csr, _request in csrs:
-        try:
-            if public_key_der(csr.public_key()) != wanted:
-                continue
-            return csr.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-        except Exception:  # pylint: disable=broad-except - no SKI extension, or one cryptography cannot read
-            continue
+    matching = [csr for csr, _request in csrs if public_key_der(csr.public_key()) == wanted]
+    if not matching:
+        raise ESTError('invalid_input', 'without signer_cert the request must be signed with the key of one of its CSRs '
+                       '(RFC 5272 §3.2); the signer key matches none of them')
+    try:
+        return matching[0].extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except Exception:  # pylint: disable=broad-except
+        pass  # no SKI extension, or one cryptography cannot read
     return x509.SubjectKeyIdentifier.from_public_key(public_key).digest
 
 

@@ -190,6 +190,13 @@ def test_request_with_signer_certificate_and_several_csrs(pki):
     assert '1.3.6.1.5.5.7.7.2' not in ctl
 
 
+def test_request_accepts_csr_objects_and_explicit_ski(pki):
+    der = cmc.build_full_pki_request([pki.ec_csr], pki.ec_key, subject_key_identifier=b'\x42' * 20)
+    signed, content, _data = open_request(der)
+    signer = check_signature(signed, content, pki.ec_key.public_key())
+    assert signer['sid']['subjectKeyIdentifier'].asOctets() == b'\x42' * 20
+
+
 def test_random_transaction_id_and_nonce(pki):
     first = cmc.build_full_pki_request_info(_pki.der(pki.ec_csr), pki.ec_key)
     second = cmc.build_full_pki_request_info(_pki.der(pki.ec_csr), pki.ec_key)
@@ -222,7 +229,7 @@ def test_sign_raw(pki):
     alg, signature = cmc.sign_raw(b'data', pki.rsa_key)
     assert alg == '1.2.840.113549.1.1.11'
     pki.rsa_key.public_key().verify(signature, b'data', padding.PKCS1v15(), hashes.SHA256())
-    alg, signature = cmc.sign_raw(b'data', lambda d: pki.ed_key.sign(d), pki.ed_key.public_key())
+    alg, signature = cmc.sign_raw(b'data', pki.ed_key.sign, pki.ed_key.public_key())
     assert alg == '1.3.101.112'
     pki.ed_key.public_key().verify(signature, b'data')
 
@@ -235,6 +242,8 @@ def test_request_errors(pki):
         lambda: cmc.build_full_pki_request(_pki.der(pki.ec_csr), pki.ec_key, signer_cert=pki.ra),
         lambda: cmc.build_full_pki_request(_pki.der(pki.ec_csr), pki.ec_key, sender_nonce=b''),
         lambda: cmc.build_full_pki_request(_pki.der(pki.ec_csr), object()),
+        lambda: cmc.build_full_pki_request(_pki.der(pki.ec_csr), pki.rsa_key),     # key of no CSR, no signer_cert
+        lambda: cmc.build_full_pki_request(_pki.der(pki.ec_csr), pki.ec_key, subject_key_identifier=b''),
     ]
     for case in cases:
         with pytest.raises(ESTError) as err:
