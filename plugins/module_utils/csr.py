@@ -216,7 +216,11 @@ def build_csr(private_key, pairs, sans=None, key_usage=None, eku=None, challenge
     usages = key_usage_names(key_usage)
     if usages:
         flags = dict((attr, attr in usages) for attr in set(KEY_USAGES.values()))
-        builder = builder.add_extension(x509.KeyUsage(**flags), critical=True)
+        try:
+            usage = x509.KeyUsage(**flags)
+        except ValueError as exc:  # encipherOnly/decipherOnly without keyAgreement
+            raise ESTError('invalid_input', 'key_usage %s is not possible: %s' % (', '.join(usages), exc))
+        builder = builder.add_extension(usage, critical=True)
     ekus = eku_oids(eku)
     if ekus:
         builder = builder.add_extension(x509.ExtendedKeyUsage([x509.ObjectIdentifier(o) for o in ekus]), critical=False)

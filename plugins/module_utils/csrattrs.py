@@ -34,7 +34,7 @@ Decoded ``values`` by attribute type:
   'extensions': [extension dicts as above], 'attributes': [items as above for other attributes]}``.
 * anything else: per value an OID dict ``{'oid', 'name'}``, a str, an int, a bool, or ``{'der': hex}``.
 
-RFC 9908 ASN.1 (its Appendix A, module id-mod-critemplate): ``id-aa-certificationRequestInfoTemplate``
+RFC 9908's ASN.1 (not in pyasn1-modules 0.4.2, so defined here): ``id-aa-certificationRequestInfoTemplate``
 is ``id-aa 61`` = 1.2.840.113549.1.9.16.2.61 and ``id-aa-extensionReqTemplate`` is ``id-aa 62``::
 
     CertificationRequestInfoTemplate ::= SEQUENCE {
@@ -576,13 +576,18 @@ def parse_csrattrs(der):
         raise ESTError('invalid_input', 'parse_csrattrs() needs DER bytes, got %s' % type(der).__name__)
     if not der:
         raise ESTError('bad_response', 'the CSR attributes body is empty')
-    attrs = _decode(bytes(der), rfc7030.CsrAttrs(), 'CSR attributes response')
-    items = []
     try:
-        entries = list(attrs)
+        return _parse(bytes(der))
+    except ESTError:
+        raise
     except Exception as exc:  # pylint: disable=broad-except
         raise ESTError('bad_response', 'the CSR attributes response is malformed: %s' % _short(exc))
-    for entry in entries:
+
+
+def _parse(der):
+    attrs = _decode(der, rfc7030.CsrAttrs(), 'CSR attributes response')
+    items = []
+    for entry in attrs:
         kind = entry.getName()
         if kind == 'oid':
             oid = str(entry['oid'])
@@ -610,7 +615,22 @@ def _empty_requirements():
         'extended_key_usage': [],
         'attributes': [],
         'from_template': False,
+        'key_spec': None,
     }
+
+
+_KEY_SPEC_CURVES = {'secp256r1': 'ec-p256', 'secp384r1': 'ec-p384', 'secp521r1': 'ec-p521'}
+
+
+def _finish(req):
+    """Fill ``key_spec``, the ``keys.KEY_TYPES`` style name ('ec-p384', 'rsa-4096', 'ed25519'), when known."""
+    if req['key_type'] == 'ec' and req['curve'] in _KEY_SPEC_CURVES:
+        req['key_spec'] = _KEY_SPEC_CURVES[req['curve']]
+    elif req['key_type'] == 'rsa' and req['key_size']:
+        req['key_spec'] = 'rsa-%d' % req['key_size']
+    elif req['key_type'] in ('ed25519', 'ed448'):
+        req['key_spec'] = req['key_type']
+    return req
 
 
 def _apply_key_hint(req, hint):
@@ -718,7 +738,8 @@ def to_csr_requirements(parsed):
          'key_usage': ['digitalSignature', ...],
          'extended_key_usage': ['serverAuth', ... or dotted OIDs],
          'attributes': [dotted OIDs asked for that map to none of the above, e.g. macAddress],
-         'from_template': bool}
+         'from_template': bool,
+         'key_spec': 'ec-p256'|'ec-p384'|'ec-p521'|'rsa-<bits>'|'ed25519'|'ed448' or None}  # keys.KEY_TYPES style
 
     When the response carries an RFC 9908 CertificationRequestInfoTemplate, only the template is
     used and the other elements are ignored (RFC 9908 §4). Subject names use the camelCase long
@@ -738,7 +759,28 @@ def to_csr_requirements(parsed):
         _apply_extensions(req, template.get('extensions') or [])
         for item in template.get('attributes') or []:
             _apply_item(req, item)
-        return req
+        return _finish(req)
     for item in parsed:
         _apply_item(req, item)
-    return req
+    return _finish(req)
+
+
+def fetch_csrattrs(transport):
+    """GET /csrattrs: the parsed list, ``[]`` when the server has nothing to ask (204 or an
+    empty body), or None when it does not offer the operation (404/501, RFC 7030 §4.5.2)."""
+    from . import codecs
+    try:
+        response = transport.get('csrattrs')
+    except ESTError as exc:
+        if exc.kind == 'not_supported':
+            return None
+        raise
+    if response.status == 204 or not (response.body or b'').strip(b' \t\r\n\x00'):
+        return []
+    # Liberal: some servers label the body application/pkcs7-mime or leave the type out; the
+    # content decides. Anything but text is tried.
+    media, _params = codecs.parse_media_type(response.content_type)
+    if media.startswith('text/'):
+        raise ESTError('unexpected_content_type', 'the /csrattrs answer has Content-Type %r, expected %s'
+                       % (response.content_type, MEDIA_TYPE))
+    return parse_csrattrs(codecs.decode_body(response.body, '/csrattrs'))

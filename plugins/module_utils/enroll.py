@@ -127,7 +127,7 @@ class Options:
     def __init__(self, cert_path=None, key_path=None, chain_path=None, fullchain_path=None, wanted=None,
                  key_type=None, rekey=False, force=False, reenroll='auto', invalid_certificate='fail',
                  san_policy='fail', wait_timeout=0, key_mode=0o600, cert_mode=None, challenge_password=None,
-                 external_csr=None, renew_only=False):
+                 external_csr=None, renew_only=False, csr_attributes='ignore'):
         from .hoststate import Wanted
         self.cert_path = cert_path
         self.key_path = key_path
@@ -146,6 +146,7 @@ class Options:
         self.challenge_password = challenge_password
         self.external_csr = external_csr
         self.renew_only = renew_only
+        self.csr_attributes = csr_attributes
 
 
 class Enrollment:
@@ -203,10 +204,13 @@ class Enrollment:
             return 'enroll', ['the certificate is inside its renewal window']
         return 'none', []
 
-    def _new_key_type(self):
+    def _new_key_type(self, requirements=None):
         from .keys import DEFAULT_KEY_TYPE, KEY_TYPES, key_type_of
         if self.options.key_type:
             return self.options.key_type
+        wanted = (requirements or {}).get('key_spec')
+        if wanted in KEY_TYPES:
+            return wanted
         current = key_type_of(self.state.key) if self.state.key is not None else None
         return current if current in KEY_TYPES else DEFAULT_KEY_TYPE
 
@@ -254,16 +258,17 @@ class Enrollment:
             created = pending.created
         else:
             operation = 'simplereenroll' if self.action == 'reenroll' and previous is not None else 'simpleenroll'
+            requirements = self._csr_requirements(operation, previous)
             new_key = self.new_key_needed()
-            key = generate_private_key(self._new_key_type()) if new_key else state.key
-            csr = self._build_csr(key, operation, previous)
+            key = generate_private_key(self._new_key_type(requirements)) if new_key else state.key
+            csr = self._build_csr(key, operation, previous, requirements)
             attempts = 1
             created = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
             if new_key:
                 # The new key is on disk (0600) before the request leaves, so a pending answer keeps it.
                 self.files.write(paths['key'], private_key_pem(key), 0o600, secret=True)
         try:
-            certs, ca_certs = self._exchange(operation, csr_der(csr), previous)
+            certs, ca_certs = self._exchange(operation, csr_der(csr))
         except ESTPending as exc:
             record = PendingState(operation, csr_pem(csr).decode('ascii'), new_key, created, exc.retry_after, attempts)
             self.files.write(paths['state'], record.to_json(), 0o600)
@@ -297,29 +302,79 @@ class Enrollment:
         state = self.state
         return keys_match(state.key, state.cert) and not_after(state.cert) > datetime.datetime.now(datetime.timezone.utc)
 
-    def _build_csr(self, key, operation, previous):
-        from .csr import build_csr, extension_values, name_pairs
+    def _build_csr(self, key, operation, previous, requirements=None):
+        from .csr import build_csr, eku_oids, extension_values, key_usage_names, name_pairs, normalize_san, subject_pairs
+        from .keys import key_type_of
         wanted = self.options.wanted
         if operation == 'simplereenroll':
             # RFC 7030 §4.2.2: subject and subjectAltName identical to the current certificate.
             pairs = name_pairs(previous.subject)
             sans = extension_values(previous)['sans']
         else:
-            pairs, sans = wanted.subject, wanted.sans
-        return build_csr(key, pairs, sans, _ku_names(wanted.key_usage), wanted.eku, self.options.challenge_password)
+            pairs, sans = list(wanted.subject), list(wanted.sans)
+        key_usage, eku, hash_name = list(wanted.key_usage), list(wanted.eku), None
+        req = requirements or {}
+        if req:
+            if operation != 'simplereenroll':
+                # What the server asks for is added to what the user asked for; the user's values win.
+                given = set(oid for oid, _value in pairs)
+                for name, value in (req.get('subject') or {}).items():
+                    if not value:
+                        continue  # the client is to fill it in: the user's subject does
+                    try:
+                        extra = subject_pairs(None, {name: value})
+                    except ESTError:
+                        self.warnings.append('the server asks for subject attribute %s, which this client does not know' % name)
+                        continue
+                    pairs += [pair for pair in extra if pair[0] not in given]
+                sans += [s for s in (normalize_san(x) for x in req.get('subject_alt_name') or []) if s not in sans]
+            key_usage = sorted(set(key_usage) | set(key_usage_names(req.get('key_usage'))))
+            eku = sorted(set(eku) | set(eku_oids(req.get('extended_key_usage'))))
+            if req.get('hash') in ('sha256', 'sha384', 'sha512'):
+                hash_name = req['hash']
+            if req.get('key_spec') and req['key_spec'] != key_type_of(key):
+                self.warnings.append('the server asks for a %s key; this request uses the existing %s key'
+                                     % (req['key_spec'], key_type_of(key)))
+            if req.get('challenge_password_required') and not self.options.challenge_password:
+                self.warnings.append('the server lists challengePassword in /csrattrs; set challenge_password if it requires one')
+            for oid in req.get('attributes') or []:
+                self.warnings.append('the server asks for attribute %s, which this client cannot fill in' % oid)
+        return build_csr(key, pairs, sans, _ku_names(key_usage), eku, self.options.challenge_password, hash_name)
 
-    def _exchange(self, operation, der, previous):
-        from .cacerts import fetch_cacerts
-        connection = dict(self.connection)
-        if operation == 'simplereenroll':
-            # Re-enrollment authenticates with the certificate being renewed (RFC 7030 §3.3.2).
-            connection.update(client_cert_path=self.options.cert_path, client_key_path=self.options.key_path)
-        transport = self.transport_factory(**connection)
+    def _transport(self, operation):
+        """The transport for ``operation``, made once per operation kind."""
+        kind = 'reenroll' if operation == 'simplereenroll' else 'enroll'
+        cache = self.__dict__.setdefault('_transports', {})
+        if kind not in cache:
+            connection = dict(self.connection)
+            if kind == 'reenroll':
+                # Re-enrollment authenticates with the certificate being renewed (RFC 7030 §3.3.2).
+                connection.update(client_cert_path=self.options.cert_path, client_key_path=self.options.key_path)
+            cache[kind] = self.transport_factory(**connection)
+        return cache[kind]
+
+    def _counted(self, transport, call, *args):
+        before = getattr(transport, 'requests_made', 0)
         try:
-            ca_certs = fetch_cacerts(transport)
-            certs = request_certificate(transport, operation, der, self.options.wait_timeout, self.sleep, self.clock)
+            return call(*args)
         finally:
-            self.requests_made += getattr(transport, 'requests_made', 0)
+            self.requests_made += getattr(transport, 'requests_made', 0) - before
+
+    def _csr_requirements(self, operation, previous):
+        """What /csrattrs asks for (RFC 7030 §4.5), when ``csr_attributes`` is ``apply``."""
+        if self.options.csr_attributes != 'apply':
+            return {}
+        from .csrattrs import fetch_csrattrs, to_csr_requirements
+        transport = self._transport(operation)
+        parsed = self._counted(transport, fetch_csrattrs, transport)
+        return to_csr_requirements(parsed) if parsed else {}
+
+    def _exchange(self, operation, der):
+        from .cacerts import fetch_cacerts
+        transport = self._transport(operation)
+        ca_certs = self._counted(transport, fetch_cacerts, transport)
+        certs = self._counted(transport, request_certificate, transport, operation, der, self.options.wait_timeout,
+                              self.sleep, self.clock)
         return certs, ca_certs
 
     def _discard_new_key(self, paths, new_key):
@@ -353,7 +408,7 @@ class Enrollment:
     def _run_external(self):
         from .csr import csr_der
         opts = self.options
-        certs, ca_certs = self._exchange('simpleenroll', csr_der(opts.external_csr), None)
+        certs, ca_certs = self._exchange('simpleenroll', csr_der(opts.external_csr))
         cert, chain, warnings = select_and_verify(certs, opts.external_csr.public_key(), ca_certs, opts.wanted.sans, opts.san_policy)
         self.warnings.extend(warnings)
         if opts.cert_path:

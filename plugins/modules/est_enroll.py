@@ -83,6 +83,16 @@ options:
     type: str
     default: fail
     choices: [fail, replace]
+  csr_attributes:
+    description:
+      - V(apply) asks the server's C(/csrattrs) (RFC 7030 section 4.5, RFC 9908 templates) before making a
+        new request and adds what it asks for - subject attributes, subjectAltNames, key usages,
+        the key type of a new key, the signature hash. Values given in the task win over the server's.
+        A server without C(/csrattrs) (404, 204) leaves the request as it is.
+      - V(ignore) makes the request from the task's options alone.
+    type: str
+    default: ignore
+    choices: [apply, ignore]
   challenge_password:
     description:
       - A challengePassword attribute to put in the CSR, for servers that want one.
@@ -242,6 +252,7 @@ def main():
         reenroll=dict(type='str', default='auto', choices=['auto', 'never']),
         invalid_certificate=dict(type='str', default='fail', choices=['fail', 'replace']),
         challenge_password=dict(type='str', no_log=True),
+        csr_attributes=dict(type='str', default='ignore', choices=['apply', 'ignore']),
         csr_path=dict(type='path'),
         csr_content=dict(type='str'),
     )
@@ -259,6 +270,7 @@ def main():
             san_policy=params['san_policy'], wait_timeout=params['wait_timeout'],
             key_mode=octal_mode(module, params['private_key_mode'], 'private_key_mode'),
             challenge_password=params['challenge_password'], external_csr=external,
+            csr_attributes=params['csr_attributes'],
         )
     except ESTError as exc:
         fail(module, exc)

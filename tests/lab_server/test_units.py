@@ -16,9 +16,13 @@ def estlab(request):
     """The estlab package, imported from the role's files directory."""
     sys.path.insert(0, str(SERVER_PYTHONPATH))
     request.addfinalizer(lambda: sys.path.remove(str(SERVER_PYTHONPATH)))
-    import estlab as package
-    for module in ("ca", "config", "csr", "csrattrs", "encoding", "pending", "router", "server", "state"):
-        importlib.import_module("estlab." + module)
+    saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # keep __pycache__ out of the role's files/
+    try:
+        import estlab as package
+        for module in ("ca", "config", "csr", "csrattrs", "encoding", "pending", "router", "server", "state"):
+            importlib.import_module("estlab." + module)
+    finally:
+        sys.dont_write_bytecode = saved
     return package
 
 

@@ -100,6 +100,7 @@ class LabServer:
             pass
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SERVER_PYTHONPATH), env.get("PYTHONPATH")) if p)
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # keep __pycache__ out of the role's files/
         command = [sys.executable, "-m", "estlab", "--state-dir", str(self.state_dir), "--bind", "127.0.0.1",
                    "--port", str(self.port), "--config", str(self.config_file), "--ready-file", str(self.ready_file),
                    "--key-type", self.key_type] + self.extra_args

@@ -141,3 +141,23 @@ def pkcs7_in_order(certs):
 
 def pkcs7_pem(certs):
     return pkcs7.serialize_certificates(list(certs), Encoding.PEM)
+
+
+def leaf_for(subject, public_key, issuer_cert, issuer_key, extensions=(), not_before=BASE_TIME, not_after=None, serial=None):
+    """An end-entity certificate with exactly ``extensions`` (``[(ExtensionType, critical)]``)."""
+    builder = (x509.CertificateBuilder()
+               .subject_name(subject)
+               .issuer_name(issuer_cert.subject)
+               .public_key(public_key)
+               .serial_number(serial if serial is not None else x509.random_serial_number())
+               .not_valid_before(not_before)
+               .not_valid_after(not_after or not_before + datetime.timedelta(days=365)))
+    for value, critical in extensions:
+        builder = builder.add_extension(value, critical=critical)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def cert_from_csr(csr, issuer_cert, issuer_key, not_before=BASE_TIME, not_after=None, serial=None):
+    """What a CA that grants everything asked issues for ``csr``: its subject, key and extensions."""
+    return leaf_for(csr.subject, csr.public_key(), issuer_cert, issuer_key,
+                    [(ext.value, ext.critical) for ext in csr.extensions], not_before, not_after, serial)

@@ -164,6 +164,7 @@ def test_rfc7030_example_requirements():
 def test_rfc9908_key_examples(name, key_type, curve, key_size, hash_name):
     req = csrattrs.to_csr_requirements(csrattrs.parse_csrattrs(b64(fixture(name))))
     assert (req['key_type'], req['curve'], req['key_size'], req['hash']) == (key_type, curve, key_size, hash_name)
+    assert req['key_spec'] == ('rsa-%d' % key_size if key_type == 'rsa' else {'secp384r1': 'ec-p384', 'secp521r1': 'ec-p521'}[curve])
     assert req['challenge_password_required'] is True
 
 

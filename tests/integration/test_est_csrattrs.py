@@ -1,0 +1,70 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pki.est developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""est_csrattrs and est_enroll's csr_attributes=apply against the lab EST server."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+CHALLENGE = '1.2.840.113549.1.9.7'
+EC_KEY = '1.2.840.10045.2.1'
+SECP384R1 = '1.3.132.0.34'
+EXT_REQ = '1.2.840.113549.1.9.14'
+
+ATTRS = [{'oid': CHALLENGE}, {'oid': EC_KEY, 'values': [{'oid': SECP384R1}]}, {'oid': EXT_REQ, 'extensions': ['2.5.29.17']}]
+
+
+def _conn(lab):
+    return dict(url=lab.url, ca_path=lab.ca_path, username='alice', password='s3cret-Pa55')
+
+
+def test_csrattrs_decoded(runner, lab):
+    lab.set_config(csrattrs=ATTRS)
+    out = runner.call('pki.est.est_csrattrs', _conn(lab))[0]
+    assert out['supported'] and not out['changed'], out
+    assert out['oids'] == [CHALLENGE, EC_KEY, EXT_REQ]
+    names = [item['name'] for item in out['attributes']]
+    assert names[0] == 'challengePassword' and names[2] == 'extensionRequest', names
+    assert out['requirements']['key_spec'] == 'ec-p384'
+    assert out['requirements']['challenge_password_required']
+
+
+def test_csrattrs_in_check_mode(runner, lab):
+    lab.set_config(csrattrs=ATTRS)
+    out = runner.call('pki.est.est_csrattrs', _conn(lab), check=True)[0]
+    assert out['oids'] == [CHALLENGE, EC_KEY, EXT_REQ], out
+
+
+def test_csrattrs_none_and_not_supported(runner, lab):
+    lab.set_config(csrattrs=None)
+    out = runner.call('pki.est.est_csrattrs', _conn(lab))[0]
+    assert out['supported'] and out['attributes'] == [], out
+    lab.set_config(csrattrs='404')
+    out = runner.call('pki.est.est_csrattrs', _conn(lab))[0]
+    assert not out['failed'] and not out['supported'] and out['attributes'] == [], out
+
+
+def test_csrattrs_garbage_is_a_clear_error(runner, lab):
+    lab.set_config(csrattrs=ATTRS)
+    lab.set_fault('csrattrs', 'garbage', count=1)
+    out = runner.call('pki.est.est_csrattrs', _conn(lab))[0]
+    assert out['failed'] and out['error_kind'] == 'bad_response', out
+
+
+def test_enroll_applies_csrattrs(runner, lab, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    lab.set_config(csrattrs=ATTRS)
+    work = tmp_path / 'work'
+    work.mkdir()
+    args = dict(_conn(lab), path=str(work / 'c.pem'), private_key_path=str(work / 'k.pem'), common_name='attrs.example.test',
+                csr_attributes='apply')
+    out = runner.call('pki.est.est_enroll', args)[0]
+    assert out['action'] == 'enrolled', out
+    assert [r['op'] for r in lab.requests()] == ['csrattrs', 'cacerts', 'simpleenroll']
+    key = serialization.load_pem_private_key((work / 'k.pem').read_bytes(), None)
+    assert key.curve.name == 'secp384r1'
+    assert any('challengePassword' in w for w in out.get('warnings', [])), out
+    # Idempotent: /csrattrs is only asked when a request is made.
+    lab.clear_requests()
+    out = runner.call('pki.est.est_enroll', args)[0]
+    assert out['action'] == 'none' and lab.requests() == []
