@@ -66,6 +66,15 @@ options:
     type: str
     default: fail
     choices: [fail, warn]
+  pkcs12_path:
+    description:
+      - Also write the key, certificate and chain as a PKCS#12 bundle here (mode O(private_key_mode)),
+        whenever a new certificate is installed.
+    type: path
+  pkcs12_passphrase:
+    description:
+      - Passphrase that encrypts the PKCS#12 bundle. Without it the bundle is not encrypted. Never logged.
+    type: str
   private_key_mode:
     description:
       - Mode of the private key file (and of the pending key). O(mode) applies to the certificate and chain files.

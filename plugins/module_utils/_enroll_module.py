@@ -27,7 +27,23 @@ ENROLLMENT_ARGUMENT_SPEC = dict(
     wait_timeout=dict(type='int', default=0),
     san_policy=dict(type='str', default='fail', choices=['fail', 'warn']),
     private_key_mode=dict(type='raw', default='0600', no_log=False),
+    pkcs12_path=dict(type='path'),
+    pkcs12_passphrase=dict(type='str', no_log=True),
 )
+
+
+def common_options(module, wanted=None, **extra):
+    """The :class:`~.enroll.Options` keyword arguments every enrollment module shares."""
+    params = module.params
+    options = dict(
+        cert_path=params['path'], key_path=params['private_key_path'], chain_path=params['chain_path'],
+        fullchain_path=params['fullchain_path'], wanted=wanted or wanted_from_params(params), key_type=params['key_type'],
+        force=params['force'], san_policy=params['san_policy'], wait_timeout=params['wait_timeout'],
+        key_mode=octal_mode(module, params['private_key_mode'], 'private_key_mode'),
+        pkcs12_path=params['pkcs12_path'], pkcs12_passphrase=params['pkcs12_passphrase'],
+    )
+    options.update(extra)
+    return options
 
 
 class AnsibleFiles:

@@ -23,8 +23,8 @@ from .errors import ESTError, ESTPending
 DEFAULT_POLL_SECONDS = 5
 
 
-def request_certificate(transport, operation, csr_der, wait_timeout=0, sleep=time.sleep, clock=time.monotonic):
-    """POST the CSR to ``operation`` and return the certificates of the answer.
+def post_with_polling(transport, operation, csr_der, wait_timeout=0, sleep=time.sleep, clock=time.monotonic):
+    """POST the CSR to ``operation`` and return the first non-202 answer.
 
     While the server answers 202 and ``wait_timeout`` seconds are not used up, wait for its
     ``Retry-After`` (or 5 s) and send the same request again; then raise the last
@@ -33,20 +33,24 @@ def request_certificate(transport, operation, csr_der, wait_timeout=0, sleep=tim
     deadline = clock() + max(0, wait_timeout or 0)
     while True:
         try:
-            response = transport.post(operation, csr_der, codecs.PKCS10_MEDIA_TYPE)
+            return transport.post(operation, csr_der, codecs.PKCS10_MEDIA_TYPE)
         except ESTPending as pending:
             remaining = deadline - clock()
             if remaining <= 0:
                 raise
             delay = pending.retry_after if pending.retry_after is not None else DEFAULT_POLL_SECONDS
             sleep(max(0.2, min(delay, remaining)))
-            continue
-        if response.status == 204 or not response.body:
-            raise ESTError('bad_response', 'the server answered %s with HTTP %d and no certificate' % (operation, response.status))
-        if not codecs.media_type_is(response.content_type, codecs.PKCS7_MEDIA_TYPES):
-            raise ESTError('unexpected_content_type', 'the %s answer has Content-Type %r, expected application/pkcs7-mime'
-                           % (operation, response.content_type))
-        return codecs.load_certs_only(codecs.decode_body(response.body, operation), '%s answer' % operation)
+
+
+def request_certificate(transport, operation, csr_der, wait_timeout=0, sleep=time.sleep, clock=time.monotonic):
+    """POST the CSR (polling while pending, see :func:`post_with_polling`); the answer's certificates."""
+    response = post_with_polling(transport, operation, csr_der, wait_timeout, sleep, clock)
+    if response.status == 204 or not response.body:
+        raise ESTError('bad_response', 'the server answered %s with HTTP %d and no certificate' % (operation, response.status))
+    if not codecs.media_type_is(response.content_type, codecs.PKCS7_MEDIA_TYPES):
+        raise ESTError('unexpected_content_type', 'the %s answer has Content-Type %r, expected application/pkcs7-mime'
+                       % (operation, response.content_type))
+    return codecs.load_certs_only(codecs.decode_body(response.body, operation), '%s answer' % operation)
 
 
 def build_chain(cert, pool):
@@ -127,7 +131,8 @@ class Options:
     def __init__(self, cert_path=None, key_path=None, chain_path=None, fullchain_path=None, wanted=None,
                  key_type=None, rekey=False, force=False, reenroll='auto', invalid_certificate='fail',
                  san_policy='fail', wait_timeout=0, key_mode=0o600, cert_mode=None, challenge_password=None,
-                 external_csr=None, renew_only=False, csr_attributes='ignore'):
+                 external_csr=None, renew_only=False, csr_attributes='ignore', server_keygen=False,
+                 decrypt_cert_path=None, decrypt_key_path=None, pkcs12_path=None, pkcs12_passphrase=None):
         from .hoststate import Wanted
         self.cert_path = cert_path
         self.key_path = key_path
@@ -147,6 +152,11 @@ class Options:
         self.external_csr = external_csr
         self.renew_only = renew_only
         self.csr_attributes = csr_attributes
+        self.server_keygen = server_keygen
+        self.decrypt_cert_path = decrypt_cert_path
+        self.decrypt_key_path = decrypt_key_path
+        self.pkcs12_path = pkcs12_path
+        self.pkcs12_passphrase = pkcs12_passphrase
 
 
 class Enrollment:
@@ -238,6 +248,8 @@ class Enrollment:
             return self._result(False, 'none', self.state.cert)
         if self.options.external_csr is not None:
             return self._run_external()
+        if self.options.server_keygen:
+            return self._run_server_keygen()
         from .hoststate import PendingState, pending_paths
         from .keys import generate_private_key, private_key_pem
         from .csr import csr_der, csr_pem, load_csr
@@ -393,6 +405,9 @@ class Enrollment:
         self.files.write(opts.cert_path, certs_to_pem([cert]), opts.cert_mode)
         if opts.fullchain_path:
             self.files.write(opts.fullchain_path, certs_to_pem([cert] + chain), opts.cert_mode)
+        if opts.pkcs12_path:
+            key = new_key if new_key is not None else self.state.key
+            self.files.write(opts.pkcs12_path, _pkcs12(key, cert, chain, opts.pkcs12_passphrase), opts.key_mode, secret=True)
 
     def _remember(self, cert):
         """Leave the record that lets the next run decide without parsing (see :mod:`.statecache`)."""
@@ -404,6 +419,71 @@ class Enrollment:
         text = statecache.record(opts.cert_path, opts.key_path, opts.chain_path, opts.wanted, facts,
                                  renewal_time(cert, opts.wanted.window))
         self.files.write(statecache.cache_path(opts.cert_path), text, opts.cert_mode, bookkeeping=True)
+
+    def _run_server_keygen(self):
+        """Server-side key generation (RFC 7030 §4.4): the server makes the key and returns it with the certificate."""
+        from .cacerts import fetch_cacerts
+        from .csr import csr_der
+        from .keys import generate_private_key
+        from .serverkeygen import check_key_matches, parse_serverkeygen_response
+        opts, state = self.options, self.state
+        previous = state.cert if (state.cert is not None and state.key is not None and self._current_pair_valid()) else None
+        requirements = self._csr_requirements('serverkeygen', previous)
+        # The server ignores the CSR's key and signature (§4.4.1); a throwaway key of the wanted type signs it.
+        throwaway = generate_private_key(self._new_key_type(requirements))
+        der = csr_der(self._build_csr(throwaway, 'serverkeygen', previous, requirements))
+        decrypt_key = self._decrypt_key()
+        if decrypt_key is not None:
+            der = self._ask_for_encrypted_key(der, throwaway, decrypt_key[0])
+        transport = self._transport('serverkeygen')
+        ca_certs = self._counted(transport, fetch_cacerts, transport)
+        try:
+            response = self._counted(transport, post_with_polling, transport, 'serverkeygen', der, opts.wait_timeout,
+                                     self.sleep, self.clock)
+        except ESTPending as exc:
+            result = self._result(False, 'pending', previous)
+            result.update(pending=True, retry_after=exc.retry_after)
+            return result
+        parsed = parse_serverkeygen_response(response.content_type, response.body, decrypt_key)
+        key = parsed['private_key']
+        check_key_matches(key, parsed['certificates'])
+        cert, chain, warnings = select_and_verify(parsed['certificates'], key.public_key(), ca_certs, opts.wanted.sans,
+                                                  opts.san_policy)
+        self.warnings.extend(warnings)
+        self._install(cert, chain, key)
+        self._remember(cert)
+        result = self._result(True, 'enrolled' if previous is None else 'rekeyed', cert)
+        result.update(operation='serverkeygen', key_encrypted=parsed['encrypted'])
+        return result
+
+    def _decrypt_key(self):
+        """``(certificate, private key)`` to decrypt an encrypted server-generated key, or None."""
+        opts = self.options
+        if not opts.decrypt_cert_path:
+            return None
+        from .codecs import load_pem_certs
+        from .fileio import read_bytes
+        from .keys import load_private_key
+        cert_data = read_bytes(opts.decrypt_cert_path)
+        key_data = read_bytes(opts.decrypt_key_path or opts.decrypt_cert_path)
+        if cert_data is None or key_data is None:
+            raise ESTError('invalid_input', 'the decryption certificate or key is missing (%s, %s)'
+                           % (opts.decrypt_cert_path, opts.decrypt_key_path))
+        cert = load_pem_certs(cert_data, 'decryption certificate %s' % opts.decrypt_cert_path)[0]
+        key = load_private_key(key_data, 'the decryption key %s' % (opts.decrypt_key_path or opts.decrypt_cert_path))
+        return cert, key
+
+    @staticmethod
+    def _ask_for_encrypted_key(der, signer, decrypt_cert):
+        """Add AsymmetricDecryptKeyIdentifier and SMIMECapabilities (RFC 7030 §4.4.1.2) to the request."""
+        from cryptography import x509
+        from .csr_asn1 import rebuild_csr
+        from .serverkeygen import asymmetric_decrypt_key_id_attribute, smime_capabilities_attribute
+        try:
+            key_id = decrypt_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+        except x509.ExtensionNotFound:
+            key_id = x509.SubjectKeyIdentifier.from_public_key(decrypt_cert.public_key()).digest
+        return rebuild_csr(der, signer, [asymmetric_decrypt_key_id_attribute(key_id), smime_capabilities_attribute()])
 
     def _run_external(self):
         from .csr import csr_der
@@ -428,6 +508,18 @@ class Enrollment:
             facts['subject_alt_name'] = extension_values(cert)['sans']
             result.update(facts)
         return result
+
+
+def _pkcs12(key, cert, chain, passphrase):
+    """A PKCS#12 bundle of the key, certificate and chain, encrypted with ``passphrase`` (or not at all)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    if passphrase:
+        encryption = serialization.BestAvailableEncryption(passphrase.encode('utf-8'))
+    else:
+        encryption = serialization.NoEncryption()
+    name = cert.subject.rfc4514_string().encode('utf-8')[:64] or None
+    return pkcs12.serialize_key_and_certificates(name, key, cert, chain or None, encryption)
 
 
 def _ku_names(attrs):

@@ -231,7 +231,7 @@ chain_pem:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pki.est.plugins.module_utils._enroll_module import (
-    ENROLLMENT_ARGUMENT_SPEC, octal_mode, run_enrollment, wanted_from_params,
+    ENROLLMENT_ARGUMENT_SPEC, common_options, run_enrollment,
 )
 from ansible_collections.pki.est.plugins.module_utils._module import (
     CONNECTION_REQUIRED_BY, CONNECTION_REQUIRED_TOGETHER, check_readable, connection_argument_spec, fail,
@@ -263,15 +263,10 @@ def main():
     from ansible_collections.pki.est.plugins.module_utils.enroll import Options
     try:
         external = _external_csr(params)
-        options = Options(
-            cert_path=params['path'], key_path=params['private_key_path'], chain_path=params['chain_path'],
-            fullchain_path=params['fullchain_path'], wanted=wanted_from_params(params), key_type=params['key_type'],
-            force=params['force'], reenroll=params['reenroll'], invalid_certificate=params['invalid_certificate'],
-            san_policy=params['san_policy'], wait_timeout=params['wait_timeout'],
-            key_mode=octal_mode(module, params['private_key_mode'], 'private_key_mode'),
-            challenge_password=params['challenge_password'], external_csr=external,
-            csr_attributes=params['csr_attributes'],
-        )
+        options = Options(**common_options(
+            module, reenroll=params['reenroll'], invalid_certificate=params['invalid_certificate'],
+            challenge_password=params['challenge_password'], external_csr=external, csr_attributes=params['csr_attributes'],
+        ))
     except ESTError as exc:
         fail(module, exc)
     run_enrollment(module, options, CHECK_MODE_ACTIONS)

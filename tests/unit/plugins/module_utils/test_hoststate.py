@@ -123,7 +123,7 @@ def _write(path, data):
         handle.write(data if isinstance(data, bytes) else data.encode('utf-8'))
 
 
-def _der(key):
+def _key_bytes(key):
     return private_key_pem(key)
 
 
@@ -143,7 +143,7 @@ def test_inspect_reads_everything(tmp_path, host, pki):
     _write(chain_path, certs_to_pem([pki.intermediate, pki.root]))
     state = hoststate.inspect(cert_path, key_path, chain_path)
     assert state.key_error is None and state.cert_error is None
-    assert _der(state.key) == _der(host.key)
+    assert _key_bytes(state.key) == _key_bytes(host.key)
     assert state.cert == host.cert
     assert state.chain == [pki.intermediate, pki.root]
     assert state.pending is None
@@ -186,7 +186,7 @@ def test_inspect_pending_with_new_key(tmp_path, host):
     state = hoststate.inspect(cert_path, key_path, chain_path)
     assert state.pending.csr_pem == pem
     assert state.pending.retry_after == 30
-    assert _der(state.pending_key) == _der(new_key)
+    assert _key_bytes(state.pending_key) == _key_bytes(new_key)
     assert state.key is None
 
 
