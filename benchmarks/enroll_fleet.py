@@ -59,7 +59,7 @@ def _run(playbook, inventory, forks, env):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--hosts', type=int, default=50)
     parser.add_argument('--forks', type=int, default=5)
     parser.add_argument('--repeat', type=int, default=3, help='floor and rerun are repeated; the fastest of each counts')

@@ -75,7 +75,7 @@ def subject_pairs(common_name=None, subject=None):
             raise ESTError('invalid_input', 'unknown subject attribute %r (use e.g. CN, O, OU, C, ST, L, serialNumber, '
                            'emailAddress, DC, or a dotted OID)' % (name,))
         for value in values if isinstance(values, (list, tuple)) else [values]:
-            value = str(value)
+            value = '' if value is None else str(value)  # a YAML key without a value is empty, not 'None'
             if not value:
                 raise ESTError('invalid_input', 'subject attribute %r is empty' % (name,))
             if oid == '2.5.4.6' and len(value) != 2:
@@ -210,9 +210,12 @@ def build_csr(private_key, pairs, sans=None, key_usage=None, eku=None, challenge
     from .keys import signature_hash
     if not pairs and not sans:
         raise ESTError('invalid_input', 'the request needs a subject (common_name or subject) or subject_alt_name')
-    builder = x509.CertificateSigningRequestBuilder().subject_name(x509_name(pairs))
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(general_names(sans)), critical=not pairs)
+    try:
+        builder = x509.CertificateSigningRequestBuilder().subject_name(x509_name(pairs))
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(general_names(sans)), critical=not pairs)
+    except ValueError as exc:  # e.g. a CN over 64 characters, a name with non-ASCII (not IDNA-encoded) characters
+        raise ESTError('invalid_input', 'cannot build the certificate request: %s' % exc)
     usages = key_usage_names(key_usage)
     if usages:
         flags = dict((attr, attr in usages) for attr in set(KEY_USAGES.values()))

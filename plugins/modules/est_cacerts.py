@@ -26,7 +26,7 @@ description:
   - Reports which certificate is the current root and which are rollover certificates.
   - The bundle is replaced atomically and only when its content differs.
 author:
-  - pki.est developers
+  - pki.est developers (@pki-est)
 extends_documentation_fragment:
   - pki.est.connection
   - ansible.builtin.files
@@ -39,7 +39,8 @@ attributes:
     description: Shows the old and new PEM bundle.
   platform:
     platforms: posix
-    description: Runs on the managed host; it needs network access to the EST server.
+    support: full
+    description: Runs on the managed host, which needs network access to the EST server.
 options:
   dest:
     description:
@@ -121,7 +122,7 @@ certificates:
       description: SHA-256 of the DER certificate, lower-case hex.
       type: str
     days_remaining:
-      description: Whole days until O(certificates[].not_after).
+      description: Whole days until C(not_after).
       type: int
     ca:
       description: Whether the certificate has basicConstraints CA true.

@@ -20,7 +20,7 @@ description:
     returns RV(supported=false) or an empty RV(attributes) without failing.
   - M(pki.est.est_enroll) with O(pki.est.est_enroll#module:csr_attributes=apply) applies the same answer to its requests.
 author:
-  - pki.est developers
+  - pki.est developers (@pki-est)
 extends_documentation_fragment:
   - pki.est.connection
 attributes:
@@ -29,8 +29,11 @@ attributes:
     description: Only reads from the server; runs the same in check mode.
   diff_mode:
     support: none
+    description: Writes nothing, so there is nothing to show.
   platform:
     platforms: posix
+    support: full
+    description: Runs on the managed host, which needs network access to the EST server.
 seealso:
   - module: pki.est.est_enroll
   - name: RFC 7030 section 4.5

@@ -30,7 +30,7 @@ description:
   - Files are replaced atomically; the key is written just before the certificate, so an old
     key and certificate stay in place, matching, when anything fails.
 author:
-  - pki.est developers
+  - pki.est developers (@pki-est)
 extends_documentation_fragment:
   - pki.est.connection
   - pki.est.enrollment
@@ -44,10 +44,12 @@ attributes:
     description: Shows the certificate facts before and after.
   platform:
     platforms: posix
+    support: full
+    description: Runs on the managed host, which needs network access to the EST server.
 options:
   common_name:
     description:
-      - Common name of the subject. Short for O(subject.CN).
+      - Common name of the subject, the same as a C(CN) key in O(subject).
     type: str
   subject:
     description:

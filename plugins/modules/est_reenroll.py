@@ -12,6 +12,7 @@ module: est_reenroll
 short_description: Renew a certificate over EST with the current certificate (simplereenroll)
 version_added: 0.1.0
 description:
+  - O(path) and O(private_key_path) are required.
   - Renews the certificate in O(path) with C(/simplereenroll) (RFC 7030 section 4.2.2),
     authenticating over mutual TLS with that certificate and its key. The request repeats the
     current subject and subjectAltName, as the RFC requires.
@@ -24,7 +25,7 @@ description:
   - Fails when there is no valid current certificate to renew; use M(pki.est.est_enroll) for the
     first enrollment (it also renews with O(pki.est.est_enroll#module:reenroll=auto)).
 author:
-  - pki.est developers
+  - pki.est developers (@pki-est)
 extends_documentation_fragment:
   - pki.est.connection
   - pki.est.enrollment
@@ -38,6 +39,8 @@ attributes:
     description: Shows the certificate facts before and after.
   platform:
     platforms: posix
+    support: full
+    description: Runs on the managed host, which needs network access to the EST server.
 options:
   rekey:
     description:
@@ -157,8 +160,6 @@ CHECK_MODE_ACTIONS = {'reenroll': 'renew', 'resume': 'resume'}
 def main():
     spec = connection_argument_spec(**ENROLLMENT_ARGUMENT_SPEC)
     spec.update(rekey=dict(type='bool', default=False))
-    spec['path']['required'] = True
-    spec['private_key_path']['required'] = True
     module = AnsibleModule(
         argument_spec=spec,
         required_together=CONNECTION_REQUIRED_TOGETHER,
@@ -167,6 +168,9 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    missing = [name for name in ('path', 'private_key_path') if not params[name]]
+    if missing:
+        module.fail_json(msg='missing required arguments: %s' % ', '.join(missing), error_kind='invalid_input')
     check_readable(module, 'ca_path', 'client_cert_path', 'client_key_path')
 
     from ansible_collections.pki.est.plugins.module_utils.enroll import Options

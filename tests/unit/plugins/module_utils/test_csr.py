@@ -63,6 +63,8 @@ def test_common_name_alone_and_with_subject():
     (None, {'C': 'D'}, 'two letters'),
     (None, {'O': ''}, "'O' is empty"),
     (None, {'OU': ['Ops', '']}, "'OU' is empty"),
+    (None, {'O': None}, "'O' is empty"),  # a YAML key without a value, not the text 'None'
+    (None, {'OU': ['Ops', None]}, "'OU' is empty"),
     ('a.example', {'CN': 'b.example'}, 'common_name and subject.CN disagree'),
     ('a.example', {'commonName': ['b.example', 'c.example']}, 'disagree'),
 ])
@@ -232,10 +234,18 @@ def test_build_csr_needs_subject_or_san(signing_keys):
     (dict(key_usage=['flying']), "unknown key usage 'flying'"),
     (dict(eku=['flying']), "unknown extended key usage 'flying'"),
     (dict(key_usage=['encipherOnly']), 'key_agreement'),
+    (dict(key_usage=['decipherOnly', 'digitalSignature']), 'key_agreement'),
+    (dict(sans=['DNS:b\u00fccher.example']), 'A-label'),
+    (dict(sans=['email:\u00fc@example.com']), 'A-label'),
+    (dict(sans=['URI:https://\u00fc.example/']), 'A-label'),
+    (dict(pairs=[(CN, 'x' * 65)]), 'cannot build the certificate request'),
+    (dict(pairs=[(C, '\u00fc1')]), 'cannot build the certificate request'),
 ])
 def test_build_csr_bad_input(signing_keys, arguments, fragment):
+    arguments = dict(arguments)
+    pairs = arguments.pop('pairs', [(CN, 'x')])
     with pytest.raises(ESTError) as info:
-        csr.build_csr(signing_keys['ec'], [(CN, 'x')], **arguments)
+        csr.build_csr(signing_keys['ec'], pairs, **arguments)
     assert info.value.kind == 'invalid_input'
     assert fragment in info.value.message
 

@@ -176,7 +176,7 @@ def test_rfc9908_p521_example_keeps_unknown_oids_and_subject_hint():
 
 
 def test_rfc9908_acp_subject_alt_name_example():
-    items = csrattrs.parse_csrattrs(b64(fixture('rfc9908_5_1_acp_san.b64')))
+    items = csrattrs.parse_csrattrs(b64(fixture('rfc9908_5_1_acp_san_crlf.bin')))
     ext = items[0]['values'][0]
     assert ext['name'] == 'subjectAltName'
     assert ext['critical'] is True
@@ -353,7 +353,7 @@ def test_non_bytes_is_invalid_input():
 
 # ---- property-based: nothing but ESTError escapes ---------------------------------------------
 
-VALID = [b64(fixture('rfc7030_example.b64')), b64(fixture('rfc9908_5_1_acp_san.b64')), csrattrs_with_template(),
+VALID = [b64(fixture('rfc7030_example.b64')), b64(fixture('rfc9908_5_1_acp_san_crlf.bin')), csrattrs_with_template(),
          csrattrs_with_template(key='rsa')]
 
 

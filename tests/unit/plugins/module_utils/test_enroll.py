@@ -577,6 +577,14 @@ def test_failure_on_first_enrollment_leaves_nothing(paths, ca):
     assert paths.listing() == []
 
 
+def test_unusable_request_fails_before_any_file_or_request(paths, ca):
+    with pytest.raises(ESTError) as info:
+        _job(paths, ca.factory, wanted=_wanted(subject=[('2.5.4.3', 'x' * 65)])).run()
+    assert info.value.kind == 'invalid_input'
+    assert paths.listing() == []
+    assert ca.log == []
+
+
 def test_resume_with_a_foreign_csr_is_refused(paths, ca):
     parked, other = generate_private_key(), generate_private_key()
     with open(paths.pending['key'], 'wb') as handle:

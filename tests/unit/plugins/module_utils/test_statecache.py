@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import hashlib
 import json
 import os
 
@@ -64,7 +65,8 @@ def test_record_contents(host):
     assert record['facts'] == host.facts
     snap = record['snapshot']
     assert snap['version'] == statecache.VERSION
-    assert snap['cert_sha256'] == statecache._file_sha256(host.cert_path)
+    with open(host.cert_path, 'rb') as handle:
+        assert snap['cert_sha256'] == hashlib.sha256(handle.read()).hexdigest()
     assert len(snap['cert_sha256']) == 64 and snap['chain_sha256'] != snap['cert_sha256']
     stat = os.stat(host.key_path)
     assert snap['key'] == [stat.st_ino, stat.st_size, stat.st_mtime_ns]
