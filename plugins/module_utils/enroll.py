@@ -110,6 +110,17 @@ def select_and_verify(certs, public_key, ca_certs, wanted_sans=None, san_policy=
     return cert, chain, warnings
 
 
+class _Reposted:
+    """A transport whose ``post`` always sends one content type (full CMC reuses the polling loop)."""
+
+    def __init__(self, transport, content_type):
+        self.transport = transport
+        self.content_type = content_type
+
+    def post(self, operation, der, _content_type=None):
+        return self.transport.post(operation, der, self.content_type)
+
+
 class Files:
     """How :class:`Enrollment` touches the host. The default writes with :mod:`.fileio`."""
 
@@ -132,7 +143,8 @@ class Options:
                  key_type=None, rekey=False, force=False, reenroll='auto', invalid_certificate='fail',
                  san_policy='fail', wait_timeout=0, key_mode=0o600, cert_mode=None, challenge_password=None,
                  external_csr=None, renew_only=False, csr_attributes='ignore', server_keygen=False,
-                 decrypt_cert_path=None, decrypt_key_path=None, pkcs12_path=None, pkcs12_passphrase=None):
+                 decrypt_cert_path=None, decrypt_key_path=None, pkcs12_path=None, pkcs12_passphrase=None,
+                 fullcmc=False, ra_cert_path=None, ra_key_path=None, identification=None):
         from .hoststate import Wanted
         self.cert_path = cert_path
         self.key_path = key_path
@@ -157,6 +169,10 @@ class Options:
         self.decrypt_key_path = decrypt_key_path
         self.pkcs12_path = pkcs12_path
         self.pkcs12_passphrase = pkcs12_passphrase
+        self.fullcmc = fullcmc
+        self.ra_cert_path = ra_cert_path
+        self.ra_key_path = ra_key_path
+        self.identification = identification
 
 
 class Enrollment:
@@ -176,6 +192,7 @@ class Enrollment:
         self.warnings = []
         self.requests_made = 0
         self.cached_facts = None
+        self._transports = {}
 
     # -- planning (no network) -------------------------------------------------------------
     def plan(self):
@@ -189,16 +206,25 @@ class Enrollment:
         if not opts.force:
             from . import statecache
             self.cached_facts = statecache.lookup(opts.cert_path, opts.key_path, opts.chain_path, opts.wanted)
-            if self.cached_facts is not None:
+            if self.cached_facts is not None and not self._missing_outputs():
                 self.action, self.reasons = 'none', []
                 return self.action, self.reasons
+            self.cached_facts = None
         self.state = hoststate.inspect(opts.cert_path, opts.key_path, opts.chain_path)
         self.action, self.reasons = hoststate.decide(self.state, opts.wanted, force=opts.force, reenroll=opts.reenroll,
                                                      invalid_certificate=opts.invalid_certificate)
         if opts.renew_only and self.action == 'enroll':
             raise ESTError('host_state', 'there is no valid certificate to renew at %s (%s); enroll first'
                            % (opts.cert_path, '; '.join(self.reasons)))
+        if self.action == 'none' and self._missing_outputs():
+            self.action = 'complete'
+            self.reasons = ['%s is missing' % path for path in self._missing_outputs()]
         return self.action, self.reasons
+
+    def _missing_outputs(self):
+        """Chain, full chain or PKCS#12 files that are asked for but not on disk."""
+        opts = self.options
+        return [p for p in (opts.chain_path, opts.fullchain_path, opts.pkcs12_path) if p and not os.path.exists(p)]
 
     def _plan_external(self):
         from .hoststate import renewal_time
@@ -248,6 +274,8 @@ class Enrollment:
             return self._result(False, 'none', self.state.cert)
         if self.options.external_csr is not None:
             return self._run_external()
+        if self.action == 'complete':
+            return self._run_complete()
         if self.options.server_keygen:
             return self._run_server_keygen()
         from .hoststate import PendingState, pending_paths
@@ -270,6 +298,8 @@ class Enrollment:
             created = pending.created
         else:
             operation = 'simplereenroll' if self.action == 'reenroll' and previous is not None else 'simpleenroll'
+            if opts.fullcmc:
+                operation = 'fullcmc'
             requirements = self._csr_requirements(operation, previous)
             new_key = self.new_key_needed()
             key = generate_private_key(self._new_key_type(requirements)) if new_key else state.key
@@ -280,20 +310,22 @@ class Enrollment:
                 # The new key is on disk (0600) before the request leaves, so a pending answer keeps it.
                 self.files.write(paths['key'], private_key_pem(key), 0o600, secret=True)
         try:
-            certs, ca_certs = self._exchange(operation, csr_der(csr))
+            certs, ca_certs = self._exchange(operation, csr_der(csr), key)
         except ESTPending as exc:
             record = PendingState(operation, csr_pem(csr).decode('ascii'), new_key, created, exc.retry_after, attempts)
             self.files.write(paths['state'], record.to_json(), 0o600)
             result = self._result(True, 'pending', previous)
             result.update(pending=True, retry_after=exc.retry_after, pending_since=created, attempts=attempts)
             return result
-        except ESTError:
+        except ESTError as exc:
             self._discard_new_key(paths, new_key)
+            self._drop_rejected_pending(paths, exc)
             raise
         try:
             cert, chain, warnings = select_and_verify(certs, key.public_key(), ca_certs, opts.wanted.sans, opts.san_policy)
-        except ESTError:
+        except ESTError as exc:
             self._discard_new_key(paths, new_key)
+            self._drop_rejected_pending(paths, exc)
             raise
         self.warnings.extend(warnings)
         self._install(cert, chain, key if new_key else None)
@@ -356,7 +388,7 @@ class Enrollment:
     def _transport(self, operation):
         """The transport for ``operation``, made once per operation kind."""
         kind = 'reenroll' if operation == 'simplereenroll' else 'enroll'
-        cache = self.__dict__.setdefault('_transports', {})
+        cache = self._transports
         if kind not in cache:
             connection = dict(self.connection)
             if kind == 'reenroll':
@@ -381,31 +413,90 @@ class Enrollment:
         parsed = self._counted(transport, fetch_csrattrs, transport)
         return to_csr_requirements(parsed) if parsed else {}
 
-    def _exchange(self, operation, der):
+    def _exchange(self, operation, der, key=None):
         from .cacerts import fetch_cacerts
         transport = self._transport(operation)
         ca_certs = self._counted(transport, fetch_cacerts, transport)
+        if operation == 'fullcmc':
+            return self._counted(transport, self._full_cmc, transport, der, key, ca_certs), ca_certs
         certs = self._counted(transport, request_certificate, transport, operation, der, self.options.wait_timeout,
                               self.sleep, self.clock)
         return certs, ca_certs
+
+    def _full_cmc(self, transport, csr_der_bytes, key, ca_certs):
+        """Full CMC (RFC 7030 §4.3): the CSR in a signed PKIData; the certificates of the PKIResponse."""
+        from . import cmc
+        opts = self.options
+        signer, signer_cert = key, None
+        if opts.ra_cert_path:
+            from .codecs import load_pem_certs
+            from .fileio import read_bytes
+            from .keys import load_private_key
+            signer_cert = load_pem_certs(read_bytes(opts.ra_cert_path) or b'', 'RA certificate %s' % opts.ra_cert_path)[0]
+            signer = load_private_key(read_bytes(opts.ra_key_path) or b'', 'the RA key %s' % opts.ra_key_path)
+        request = cmc.build_full_pki_request_info([csr_der_bytes], signer, signer_cert, identification=opts.identification)
+        wrapped = _Reposted(transport, cmc.CMC_REQUEST_CONTENT_TYPE)
+        response = post_with_polling(wrapped, 'fullcmc', request['der'], opts.wait_timeout, self.sleep, self.clock)
+        if not codecs.media_type_is(response.content_type, codecs.PKCS7_MEDIA_TYPES):
+            raise ESTError('unexpected_content_type', 'the fullcmc answer has Content-Type %r, expected application/pkcs7-mime'
+                           % response.content_type)
+        answer = cmc.parse_pki_response(codecs.decode_body(response.body, 'fullcmc'), request['transaction_id'],
+                                        request['sender_nonce'], verify_signer=ca_certs)
+        if answer['signed'] and not answer['signature_valid']:
+            raise ESTError('verification', 'the signature of the CMC response does not verify against the CA certificates')
+        if answer['transaction_id_ok'] is False or answer['recipient_nonce_ok'] is False:
+            raise ESTError('verification', 'the CMC response does not answer this request (transactionId or nonce differ)')
+        status = answer['status']
+        if status == 'pending':
+            raise ESTPending('the server holds the CMC request for approval%s'
+                             % (' until %s' % answer['pending_time'] if answer.get('pending_time') else ''))
+        if status != 'success':
+            detail = ', '.join(x for x in (answer.get('fail_info'), answer.get('status_string')) if x)
+            raise ESTError('bad_request', 'the CMC request was answered %s%s' % (status, ' (%s)' % detail if detail else ''),
+                           details={'cmc_status': status, 'cmc_fail_info': answer.get('fail_info')})
+        if not answer['certificates']:
+            raise ESTError('bad_response', 'the CMC response reports success but holds no certificate')
+        return answer['certificates']
+
+    def _drop_rejected_pending(self, paths, exc):
+        """A pending request the server has now refused for good is forgotten, so the next run starts over.
+
+        Transient failures (connection, TLS, 5xx, credentials) keep it for the next try.
+        """
+        if self.action != 'resume' or exc.kind not in ('bad_request', 'forbidden', 'verification', 'bad_response',
+                                                        'unexpected_content_type'):
+            return
+        self.files.remove(paths['state'])
+        self.files.remove(paths['key'])
+        exc.message += '; the pending request was discarded, the next run sends a new one'
+        exc.args = (exc.message,)
 
     def _discard_new_key(self, paths, new_key):
         if new_key and self.action != 'resume':
             self.files.remove(paths['key'])
 
-    def _install(self, cert, chain, new_key):
-        """Chain first, then key and certificate back to back: the old pair stays until the new one is whole."""
+    def _install(self, cert, chain, new_key, only_missing=False):
+        """Chain first, then key and certificate back to back: the old pair stays until the new one is whole.
+
+        With ``only_missing`` only the chain, full chain and PKCS#12 files that are not on disk are written.
+        """
         from .codecs import certs_to_pem
         from .keys import private_key_pem
         opts = self.options
-        if opts.chain_path:
+        wanted = set(self._missing_outputs()) if only_missing else None
+
+        def due(path):
+            return path and (wanted is None or path in wanted)
+
+        if due(opts.chain_path):
             self.files.write(opts.chain_path, certs_to_pem(chain), opts.cert_mode)
         if new_key is not None:
             self.files.write(opts.key_path, private_key_pem(new_key), opts.key_mode, secret=True)
-        self.files.write(opts.cert_path, certs_to_pem([cert]), opts.cert_mode)
-        if opts.fullchain_path:
+        if not only_missing:
+            self.files.write(opts.cert_path, certs_to_pem([cert]), opts.cert_mode)
+        if due(opts.fullchain_path):
             self.files.write(opts.fullchain_path, certs_to_pem([cert] + chain), opts.cert_mode)
-        if opts.pkcs12_path:
+        if due(opts.pkcs12_path):
             key = new_key if new_key is not None else self.state.key
             self.files.write(opts.pkcs12_path, _pkcs12(key, cert, chain, opts.pkcs12_passphrase), opts.key_mode, secret=True)
 
@@ -419,6 +510,20 @@ class Enrollment:
         text = statecache.record(opts.cert_path, opts.key_path, opts.chain_path, opts.wanted, facts,
                                  renewal_time(cert, opts.wanted.window))
         self.files.write(statecache.cache_path(opts.cert_path), text, opts.cert_mode, bookkeeping=True)
+
+    def _run_complete(self):
+        """The certificate is current but a chain, full chain or PKCS#12 file is missing: write them again."""
+        from .cacerts import fetch_cacerts
+        cert = self.state.cert
+        transport = self._transport('simpleenroll')
+        ca_certs = self._counted(transport, fetch_cacerts, transport)
+        chain = build_chain(cert, ca_certs)
+        if not chain:
+            raise ESTError('verification', 'the certificate is not issued by the CA certificates the server sends now; '
+                           'use force to enroll again')
+        self._install(cert, chain, None, only_missing=True)
+        self._remember(cert)
+        return self._result(True, 'completed', cert)
 
     def _run_server_keygen(self):
         """Server-side key generation (RFC 7030 §4.4): the server makes the key and returns it with the certificate."""

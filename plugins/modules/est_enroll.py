@@ -157,8 +157,9 @@ RETURN = r"""
 action:
   description:
     - What happened. V(none) when the certificate is current, V(enrolled), V(renewed) (same key),
-      V(rekeyed) (new key), V(pending) when the server has not decided yet.
-    - In check mode, what would happen (V(enroll), V(renew), V(resume)).
+      V(rekeyed) (new key), V(pending) when the server has not decided yet, V(completed) when only a
+      missing chain, full chain or PKCS#12 file was written again.
+    - In check mode, what would happen (V(enroll), V(renew), V(resume), V(complete)).
   returned: always
   type: str
   sample: enrolled
@@ -240,7 +241,7 @@ from ansible_collections.pki.est.plugins.module_utils._module import (
 )
 from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
 
-CHECK_MODE_ACTIONS = {'enroll': 'enroll', 'reenroll': 'renew', 'resume': 'resume'}
+CHECK_MODE_ACTIONS = {'enroll': 'enroll', 'reenroll': 'renew', 'resume': 'resume', 'complete': 'complete'}
 
 
 def main():

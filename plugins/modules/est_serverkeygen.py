@@ -118,8 +118,9 @@ RETURN = r"""
 action:
   description:
     - What happened. V(none) when the certificate is current, V(enrolled), V(renewed) (same key),
-      V(rekeyed) (new key), V(pending) when the server has not decided yet.
-    - In check mode, what would happen (V(enroll), V(renew), V(resume)).
+      V(rekeyed) (new key), V(pending) when the server has not decided yet, V(completed) when only a
+      missing chain, full chain or PKCS#12 file was written again.
+    - In check mode, what would happen (V(enroll), V(renew), V(resume), V(complete)).
   returned: always
   type: str
   sample: enrolled
@@ -197,7 +198,7 @@ from ansible_collections.pki.est.plugins.module_utils._module import (
 )
 from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
 
-CHECK_MODE_ACTIONS = {'enroll': 'enroll', 'reenroll': 'renew'}
+CHECK_MODE_ACTIONS = {'enroll': 'enroll', 'reenroll': 'renew', 'complete': 'complete'}
 
 
 def main():

@@ -227,3 +227,39 @@ def test_wrong_password_is_auth_required(runner, lab, tmp_path):
     assert 'wrong' not in out['msg']
     assert not (tmp_path / 'work' / 'host.key').exists()
     assert not (tmp_path / 'work' / 'host.crt.pending.key').exists()
+
+
+def test_missing_chain_files_are_written_again(runner, lab, tmp_path):
+    args = _enroll_args(lab, tmp_path, fullchain_path=str(tmp_path / 'work' / 'full.pem'), pkcs12_path=str(tmp_path / 'work' / 'host.p12'),
+                        pkcs12_passphrase='p12-Secret')
+    out = runner.call('pki.est.est_enroll', args)[0]
+    assert out['action'] == 'enrolled', out
+    fingerprint = out['sha256_fingerprint']
+    for name in ('chain.pem', 'full.pem', 'host.p12'):
+        (tmp_path / 'work' / name).unlink()
+    lab.clear_requests()
+    out = runner.call('pki.est.est_enroll', args, check=True)[0]
+    assert out['action'] == 'complete' and out['changed'], out
+    out = runner.call('pki.est.est_enroll', args)[0]
+    assert out['action'] == 'completed' and out['sha256_fingerprint'] == fingerprint, out
+    assert _ops(lab) == ['cacerts']
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    bundle = pkcs12.load_pkcs12((tmp_path / 'work' / 'host.p12').read_bytes(), b'p12-Secret')
+    assert bundle.cert.certificate.fingerprint(hashes.SHA256()).hex() == fingerprint
+    assert oct((tmp_path / 'work' / 'host.p12').stat().st_mode & 0o777) == '0o600'
+    assert 'BEGIN CERTIFICATE' in (tmp_path / 'work' / 'chain.pem').read_text()
+    out = runner.call('pki.est.est_enroll', args)[0]
+    assert out['action'] == 'none' and not out['changed'], out
+
+
+def test_rejected_pending_request_is_discarded(runner, lab, tmp_path):
+    lab.set_config(pending={'after_polls': 1})
+    out = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path))[0]
+    assert out['pending'], out
+    lab.set_fault('simpleenroll', 'wrong_key', count=1)
+    out = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path))[0]
+    assert out['failed'] and out['error_kind'] == 'verification' and 'discarded' in out['msg'], out
+    assert not (tmp_path / 'work' / 'host.crt.pending.json').exists()
+    out = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path))[0]
+    assert out['pending'] or out['action'] == 'enrolled', out

@@ -1,0 +1,240 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pki.est developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: est_fullcmc
+short_description: Enroll over EST with full CMC (PKIData / PKIResponse)
+version_added: 0.1.0
+description:
+  - Enrolls with C(/fullcmc) (RFC 7030 section 4.3, CMC per RFC 5272, RFC 5273 and RFC 6402) for CAs that
+    want full CMC - requests signed by a registration authority, CMC status with failInfo.
+  - The key is generated on the managed host (or an existing one is used) as with M(pki.est.est_enroll).
+    The PKCS#10 request goes into a PKIData with transactionId, senderNonce and optional
+    identification controls, signed as CMS SignedData - by the request key itself (signer
+    identified by subjectKeyIdentifier, proof of possession) or, with O(ra_cert_path) and
+    O(ra_key_path), by an RA - and is posted as C(application/pkcs7-mime; smime-type=CMC-request).
+  - The PKIResponse is checked - its signature against the CA certificates of the server when it
+    is signed, the transactionId and the nonce - and read - success (the certificates), failed
+    (with failInfo, reported as RV(cmc_fail_info)), pending (kept like M(pki.est.est_enroll) keeps a 202), partial.
+    A certs-only answer (a Simple PKI Response, RFC 7030 section 4.3.2) is accepted too.
+  - The issued certificate is found by its public key and installed like M(pki.est.est_enroll) does - atomically,
+    only after it is verified, idempotent by the renewal window.
+author:
+  - pki.est developers (@pki-est)
+extends_documentation_fragment:
+  - pki.est.connection
+  - pki.est.enrollment
+  - ansible.builtin.files
+attributes:
+  check_mode:
+    support: full
+    description: Decides from the files on the host; makes no request.
+  diff_mode:
+    support: full
+    description: Shows the certificate facts before and after.
+  platform:
+    platforms: posix
+    support: full
+    description: Runs on the managed host, which needs network access to the EST server.
+options:
+  common_name:
+    description: Common name of the subject.
+    type: str
+  subject:
+    description: Further subject attributes (see M(pki.est.est_enroll)).
+    type: dict
+  subject_alt_name:
+    description: subjectAltName entries as C(DNS:), C(IP:), C(email:), C(URI:) strings.
+    type: list
+    elements: str
+  key_usage:
+    description: Key usages to request.
+    type: list
+    elements: str
+  extended_key_usage:
+    description: Extended key usages to request.
+    type: list
+    elements: str
+  ra_cert_path:
+    description:
+      - Certificate (PEM) of a registration authority that signs the PKIData instead of the request key.
+    type: path
+  ra_key_path:
+    description:
+      - Private key (PEM) of O(ra_cert_path).
+    type: path
+  identification:
+    description:
+      - Text for the id-cmc-identification control.
+    type: str
+notes:
+  - O(path) and O(private_key_path) are required.
+  - Polling within a run (O(wait_timeout)) applies to HTTP 202 answers; a CMC pending status is returned as
+    RV(pending=true) and the next run sends the same request in a new PKIData.
+seealso:
+  - module: pki.est.est_enroll
+  - name: RFC 7030 section 4.3
+    description: Full CMC.
+    link: https://www.rfc-editor.org/rfc/rfc7030#section-4.3
+"""
+
+EXAMPLES = r"""
+- name: Enroll with full CMC, the request signed by the new key
+  pki.est.est_fullcmc:
+    url: https://est.example.com:8443
+    ca_path: /etc/pki/est/ca.pem
+    username: "{{ est_user }}"
+    password: "{{ est_password }}"
+    common_name: "{{ inventory_hostname }}"
+    path: /etc/pki/est/host.crt
+    private_key_path: /etc/pki/est/host.key
+
+- name: Enroll with full CMC through a registration authority
+  pki.est.est_fullcmc:
+    url: https://est.example.com:8443
+    ca_path: /etc/pki/est/ca.pem
+    client_cert_path: /etc/pki/ra/ra.pem
+    client_key_path: /etc/pki/ra/ra.key
+    ra_cert_path: /etc/pki/ra/ra.pem
+    ra_key_path: /etc/pki/ra/ra.key
+    identification: asset-4711
+    common_name: "{{ inventory_hostname }}"
+    path: /etc/pki/est/host.crt
+    private_key_path: /etc/pki/est/host.key
+"""
+
+RETURN = r"""
+action:
+  description:
+    - What happened. V(none) when the certificate is current, V(enrolled), V(renewed) (same key),
+      V(rekeyed) (new key), V(pending) when the server has not decided yet, V(completed) when only a
+      missing chain, full chain or PKCS#12 file was written again.
+    - In check mode, what would happen (V(enroll), V(renew), V(resume), V(complete)).
+  returned: always
+  type: str
+  sample: enrolled
+reasons:
+  description: Why the action was needed.
+  returned: always
+  type: list
+  elements: str
+pending:
+  description: Whether the request is pending at the server (HTTP 202); the key and CSR are kept for the next run.
+  returned: always
+  type: bool
+retry_after:
+  description: Seconds the server asked to wait before asking again.
+  returned: when RV(pending=true)
+  type: int
+subject:
+  description: Subject of the certificate, RFC 4514.
+  returned: when there is a certificate
+  type: str
+subject_alt_name:
+  description: The subjectAltName entries, as C(DNS:...), C(IP:...), C(email:...), C(URI:...).
+  returned: when there is a certificate
+  type: list
+  elements: str
+issuer:
+  description: Issuer, RFC 4514.
+  returned: when there is a certificate
+  type: str
+serial:
+  description: Serial number, upper-case hex.
+  returned: when there is a certificate
+  type: str
+not_before:
+  description: Start of validity (UTC, ISO 8601).
+  returned: when there is a certificate
+  type: str
+not_after:
+  description: End of validity (UTC, ISO 8601).
+  returned: when there is a certificate
+  type: str
+sha256_fingerprint:
+  description: SHA-256 of the certificate DER, lower-case hex.
+  returned: when there is a certificate
+  type: str
+days_remaining:
+  description: Whole days until RV(not_after).
+  returned: when there is a certificate
+  type: int
+requests_made:
+  description: HTTP requests sent to the EST server in this run (0 when nothing was due).
+  returned: always
+  type: int
+backup_files:
+  description: Backup file names, by the path they were taken of.
+  returned: when O(backup=true) and files were replaced
+  type: dict
+error_kind:
+  description: Class of failure (C(tls), C(auth_required), C(pending), C(verification), C(key_store), ...).
+  returned: failure
+  type: str
+cmc_status:
+  description: CMC status of a failed request (C(failed), C(partial), C(no_support), ...).
+  returned: when the server answered with a CMC failure
+  type: str
+cmc_fail_info:
+  description: CMC failInfo of a failed request (C(badRequest), C(badMessageCheck), C(badIdentity), ...).
+  returned: when the server answered with a CMC failure that names one
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pki.est.plugins.module_utils._enroll_module import (
+    ENROLLMENT_ARGUMENT_SPEC, common_options, run_enrollment,
+)
+from ansible_collections.pki.est.plugins.module_utils._module import (
+    CONNECTION_REQUIRED_BY, CONNECTION_REQUIRED_TOGETHER, check_readable, connection_argument_spec, fail,
+)
+from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
+
+CHECK_MODE_ACTIONS = {'enroll': 'enroll', 'reenroll': 'renew', 'resume': 'resume', 'complete': 'complete'}
+
+
+def main():
+    spec = connection_argument_spec(**ENROLLMENT_ARGUMENT_SPEC)
+    spec.update(
+        common_name=dict(type='str'),
+        subject=dict(type='dict'),
+        subject_alt_name=dict(type='list', elements='str'),
+        key_usage=dict(type='list', elements='str'),
+        extended_key_usage=dict(type='list', elements='str'),
+        ra_cert_path=dict(type='path'),
+        ra_key_path=dict(type='path', no_log=False),
+        identification=dict(type='str'),
+    )
+    module = AnsibleModule(
+        argument_spec=spec,
+        required_together=CONNECTION_REQUIRED_TOGETHER + [('ra_cert_path', 'ra_key_path')],
+        required_by=CONNECTION_REQUIRED_BY,
+        add_file_common_args=True,
+        supports_check_mode=True,
+    )
+    params = module.params
+    missing = [name for name in ('path', 'private_key_path') if not params[name]]
+    if missing:
+        module.fail_json(msg='missing required arguments: %s' % ', '.join(missing), error_kind='invalid_input')
+    check_readable(module, 'ca_path', 'client_cert_path', 'client_key_path', 'ra_cert_path', 'ra_key_path')
+
+    from ansible_collections.pki.est.plugins.module_utils.enroll import Options
+    try:
+        options = Options(**common_options(
+            module, reenroll='never', fullcmc=True, ra_cert_path=params['ra_cert_path'], ra_key_path=params['ra_key_path'],
+            identification=params['identification'],
+        ))
+    except ESTError as exc:
+        fail(module, exc)
+    run_enrollment(module, options, CHECK_MODE_ACTIONS)
+
+
+if __name__ == '__main__':
+    main()
