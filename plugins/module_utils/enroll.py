@@ -179,11 +179,11 @@ class Enrollment:
     """One host's enrollment job: plan without the network, then run."""
 
     def __init__(self, options, connection, files=None, transport_factory=None, sleep=time.sleep, clock=time.monotonic):
-        from .transport import ESTTransport
         self.options = options
         self.connection = dict(connection)
         self.files = files or Files()
-        self.transport_factory = transport_factory or ESTTransport
+        # requests costs about 0.1 s to import: only a run that talks to the server pays for it.
+        self.transport_factory = transport_factory
         self.sleep = sleep
         self.clock = clock
         self.state = None
@@ -394,7 +394,10 @@ class Enrollment:
             if kind == 'reenroll':
                 # Re-enrollment authenticates with the certificate being renewed (RFC 7030 §3.3.2).
                 connection.update(client_cert_path=self.options.cert_path, client_key_path=self.options.key_path)
-            cache[kind] = self.transport_factory(**connection)
+            factory = self.transport_factory
+            if factory is None:
+                from .transport import ESTTransport as factory
+            cache[kind] = factory(**connection)
         return cache[kind]
 
     def _counted(self, transport, call, *args):
@@ -463,8 +466,8 @@ class Enrollment:
 
         Transient failures (connection, TLS, 5xx, credentials) keep it for the next try.
         """
-        if self.action != 'resume' or exc.kind not in ('bad_request', 'forbidden', 'verification', 'bad_response',
-                                                        'unexpected_content_type'):
+        final = ('bad_request', 'forbidden', 'verification', 'bad_response', 'unexpected_content_type')
+        if self.action != 'resume' or exc.kind not in final:
             return
         self.files.remove(paths['state'])
         self.files.remove(paths['key'])

@@ -46,7 +46,10 @@ def test_labels_have_their_own_ca(server, label):
 def test_unknown_label_and_operation(server):
     assert get(server, "cacerts", label="nope").status_code == 404
     assert enroll(server, label="nope")[0].status_code == 404
-    assert get(server, "serverkeygen").status_code == 404
+    assert get(server, "nosuchoperation").status_code == 404
+    for op in ("serverkeygen", "fullcmc"):  # known operations, POST only
+        response = get(server, op)
+        assert response.status_code == 405 and response.headers["Allow"] == "POST"
     assert requests.get(server.url + "/.well-known/est/iot/x/cacerts", verify=server.ca_path, timeout=5).status_code == 404
     assert requests.get(server.url + "/nothing", verify=server.ca_path, timeout=5).status_code == 404
 

@@ -28,6 +28,14 @@ DEFAULTS = {
     "socket_timeout": 15,
     "response_wrap": 64,
     "response_eol": "crlf",
+    "serverkeygen_order": "key-first",
+    "serverkeygen_eol": "crlf",
+    "serverkeygen_key_format": "pkcs8",
+    "serverkeygen_cte": True,
+    "serverkeygen_encrypted_content": "pkcs8",
+    "fullcmc_response": "signed",
+    "fullcmc_pending": "http202",
+    "fullcmc_fail_status": 200,
 }
 
 
@@ -74,10 +82,10 @@ def _check_pending(value):
 def _check_csrattrs(value):
     if value is None or value == "404":
         return
-    try:  # imported here: the server runs without pyasn1 as long as no csrattrs list is configured
+    try:  # imported here: the server runs without pyasn1 as long as no csrattrs list or template is configured
         from .csrattrs import CsrAttrsError, encode_csrattrs
     except ImportError as exc:
-        raise ConfigError("csrattrs lists need the pyasn1 and pyasn1-modules packages (%s)" % exc) from exc
+        raise ConfigError("csrattrs lists and templates need the pyasn1 and pyasn1-modules packages (%s)" % exc) from exc
     try:
         encode_csrattrs(value)
     except CsrAttrsError as exc:
@@ -112,6 +120,11 @@ def _boolean(name):
     return check
 
 
+def _fail_status(value):
+    if not _is_int(value) or not (value == 200 or 400 <= value <= 599):
+        raise ConfigError("fullcmc_fail_status must be 200 or an HTTP error status 400-599")
+
+
 def _choice(name, choices):
     def check(value):
         if value not in choices:
@@ -133,6 +146,14 @@ CHECKS = {
     "socket_timeout": _positive_number("socket_timeout"),
     "response_wrap": _int_at_least("response_wrap", 0),
     "response_eol": _choice("response_eol", ("crlf", "lf")),
+    "serverkeygen_order": _choice("serverkeygen_order", ("key-first", "cert-first")),
+    "serverkeygen_eol": _choice("serverkeygen_eol", ("crlf", "lf")),
+    "serverkeygen_key_format": _choice("serverkeygen_key_format", ("pkcs8", "pkcs1", "sec1", "traditional")),
+    "serverkeygen_cte": _boolean("serverkeygen_cte"),
+    "serverkeygen_encrypted_content": _choice("serverkeygen_encrypted_content", ("pkcs8", "key-package", "signed-key-package")),
+    "fullcmc_response": _choice("fullcmc_response", ("signed", "certs-only")),
+    "fullcmc_pending": _choice("fullcmc_pending", ("http202", "cmc200")),
+    "fullcmc_fail_status": _fail_status,
 }
 
 

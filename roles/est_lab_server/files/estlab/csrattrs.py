@@ -9,8 +9,13 @@ The configuration describes the CsrAttrs SEQUENCE as a JSON list.  Each item is
 * ``{"oid": "1.2.840.113549.1.9.14", "extensions": ["2.5.29.17", ...]}``: the
   RFC 7030 style extensionRequest attribute, one OID value per wanted extension.
 
-Item kinds are looked up in ``ITEM_ENCODERS`` so another form (for instance the
-RFC 9908 template) can be added without touching the others.
+Item kinds are looked up in ``ITEM_ENCODERS`` so another form can be added
+without touching the others.
+
+Instead of a list the configuration may be ``{"template": {...}, "attributes":
+[items]}``: the RFC 9908 form, a CsrAttrs whose first element is an
+id-aa-certificationRequestInfoTemplate attribute (encoded by ``csrtemplate``),
+followed by the optional plain items.
 """
 
 import base64
@@ -92,14 +97,38 @@ ITEM_ENCODERS = {
 }
 
 
+def _template_item(template):
+    from .csrtemplate import OID_CRI_TEMPLATE, TemplateError, encode_template
+    try:
+        der = encode_template(template)
+    except TemplateError as exc:
+        raise CsrAttrsError(str(exc)) from exc
+    attribute = rfc7030.Attribute()
+    attribute["attrType"] = univ.ObjectIdentifier(OID_CRI_TEMPLATE)
+    attribute["attrValues"][0] = univ.Any(der)
+    choice = rfc7030.AttrOrOID()
+    choice["attribute"] = attribute
+    return choice
+
+
+def _elements(description):
+    """The AttrOrOID elements for a list of items or a {"template", "attributes"} object."""
+    if isinstance(description, list):
+        return [ITEM_ENCODERS[_item_kind(item)](item) for item in description]
+    if isinstance(description, dict) and "template" in description and not set(description) - {"template", "attributes"}:
+        items = description.get("attributes", [])
+        if not isinstance(items, list):
+            raise CsrAttrsError("csrattrs 'attributes' must be a list of items")
+        return [_template_item(description["template"])] + _elements(items)
+    raise CsrAttrsError('csrattrs must be null, "404", a list or {"template": ..., "attributes": [...]}')
+
+
 def encode_csrattrs(items):
-    """DER of the CsrAttrs SEQUENCE described by items (a list; may be empty)."""
-    if not isinstance(items, list):
-        raise CsrAttrsError('csrattrs must be null, "404" or a list')
+    """DER of the CsrAttrs SEQUENCE described by items (a list, may be empty; or a template object)."""
     sequence = rfc7030.CsrAttrs()
     sequence.clear()  # turn the schema into an (empty) value: an empty list is valid
-    for index, item in enumerate(items):
-        sequence[index] = ITEM_ENCODERS[_item_kind(item)](item)
+    for index, element in enumerate(_elements(items)):
+        sequence[index] = element
     try:
         return encoder.encode(sequence)
     except PyAsn1Error as exc:

@@ -1,6 +1,8 @@
-"""The EST operations: /cacerts, /simpleenroll, /simplereenroll, /csrattrs.
+"""The EST operations /cacerts, /simpleenroll, /simplereenroll, /csrattrs, and
+the helpers /serverkeygen and /fullcmc (modules ``serverkeygen``, ``fullcmc``)
+share with them.
 
-Each function takes the shared LabState, the request context built by the
+Each operation takes the shared LabState, the request context built by the
 handler and the CA of the path label, and returns a Response or raises
 HttpError.  Order of checks for enrollment: body length (411/413), content
 type (415), authentication (401/403), CSR (400), identity for reenroll (400),
@@ -20,29 +22,35 @@ from .response import HttpError, Response, text
 PKCS10 = "application/pkcs10"
 
 
-def _base64_response(body, content_type):
-    return Response(200, body, content_type, {"Content-Transfer-Encoding": "base64"})
+def base64_response(body, content_type, status=200, headers=None):
+    return Response(status, body, content_type, dict(headers or {}, **{"Content-Transfer-Encoding": "base64"}))
 
 
-def _certs_response(state, certs):
+def der_response(state, der, content_type, status=200, headers=None):
+    """A base64 body (wrapped and line-ended as configured) of der."""
+    config = state.config
+    return base64_response(base64_text(der, config.get("response_wrap"), config.get("response_eol")), content_type, status, headers)
+
+
+def certs_response(state, certs):
     config = state.config
     body = certs_only_body(certs, config.get("response_wrap"), config.get("response_eol"))
-    return _base64_response(body, PKCS7_CONTENT_TYPE)
+    return base64_response(body, PKCS7_CONTENT_TYPE)
 
 
 def cacerts(state, ctx, ca):
     ctx.auth = _auth_label(state, ctx)
     fault = ctx.fault = state.faults.take("cacerts")
     if fault == "wrong_key":
-        return _certs_response(state, [state.throwaway_ca_cert(ca)])
+        return certs_response(state, [state.throwaway_ca_cert(ca)])
     if fault == "other_ca":
-        return _certs_response(state, [state.rogue_ca_cert(ca)])
+        return certs_response(state, [state.rogue_ca_cert(ca)])
 
     def build():
         certs = [ca.cert]
         if state.config.get("rollover"):
             certs += ca.rollover_certs(state.key_type)
-        return _certs_response(state, certs)
+        return certs_response(state, certs)
 
     if fault:
         return apply_fault(fault, PKCS7_CONTENT_TYPE, build)
@@ -63,7 +71,7 @@ def csrattrs(state, ctx, ca):
         from .csrattrs import encode_csrattrs  # pyasn1 is only needed when csrattrs are configured
         config = state.config
         body = base64_text(encode_csrattrs(wanted), config.get("response_wrap"), config.get("response_eol"))
-        return _base64_response(body, CSRATTRS_CONTENT_TYPE)
+        return base64_response(body, CSRATTRS_CONTENT_TYPE)
 
     if fault:
         return apply_fault(fault, CSRATTRS_CONTENT_TYPE, build)
@@ -88,16 +96,17 @@ def _auth_label(state, ctx):
     return "none"
 
 
-def _check_content_type(ctx):
+def check_content_type(ctx, expected=PKCS10):
+    """415 unless the request's media type (parameters and case ignored) is expected."""
     value = ctx.headers.get("Content-Type")
     if value is None:
-        raise HttpError(415, "Content-Type application/pkcs10 is required")
+        raise HttpError(415, "Content-Type %s is required" % expected)
     media_type = value.split(";", 1)[0].strip().lower()
-    if media_type != PKCS10:
-        raise HttpError(415, "Content-Type must be application/pkcs10, not %s" % media_type[:64])
+    if media_type != expected:
+        raise HttpError(415, "Content-Type must be %s, not %s" % (expected, media_type[:64]))
 
 
-def _authenticate(state, ctx, reenroll, ca):
+def authenticate(state, ctx, reenroll, ca):
     """Check Basic and client certificate; return the ClientCert result."""
     basic = check_basic(ctx.headers.get("Authorization"), state.config.get("users"))
     client = check_client_cert(ctx.peer_cert_der, state.cas.all())
@@ -133,7 +142,7 @@ def _check_same_identity(request, cert):
         raise HttpError(400, "CSR subjectAltName differs from the client certificate subjectAltName")
 
 
-def _fresh_key_like(public_key):
+def fresh_key_like(public_key):
     if isinstance(public_key, rsa.RSAPublicKey):
         return new_private_key("rsa").public_key()
     if isinstance(public_key, ec.EllipticCurvePublicKey):
@@ -141,26 +150,45 @@ def _fresh_key_like(public_key):
     return new_private_key("ec").public_key()
 
 
-def _issue(state, ca, request, fault):
-    public_key = request.public_key
+def issue_certificate(state, ca, request, fault, public_key=None):
+    """The certificate for request (for public_key when given, else the CSR's key), faults applied.
+
+    Raises ValueError or TypeError when the CSR cannot be turned into a certificate.
+    """
+    public_key = public_key or request.public_key
     signer = None
     if fault == "wrong_key":
-        public_key = _fresh_key_like(public_key)
+        public_key = fresh_key_like(public_key)
     elif fault == "other_ca":
         signer = state.rogue_signer(ca)
+    return ca.issue(request.subject, public_key, state.config.lifetime_seconds(),
+                    san=request.san, key_usage=request.key_usage, eku=request.eku, signer=signer)
+
+
+def _issue(state, ca, request, fault):
     try:
-        cert = ca.issue(request.subject, public_key, state.config.lifetime_seconds(),
-                        san=request.san, key_usage=request.key_usage, eku=request.eku, signer=signer)
+        cert = issue_certificate(state, ca, request, fault)
     except (ValueError, TypeError) as exc:
         raise HttpError(400, "cannot issue a certificate for this CSR: %s" % str(exc)[:200]) from exc
-    return _certs_response(state, [cert])
+    return certs_response(state, [cert])
+
+
+def pending_answer(state, key_id, body=None, content_type=None):
+    """None when the request for key_id may be answered now, else the 202 Response (Retry-After)."""
+    if state.pending.approved(key_id, state.config.get("pending")):
+        return None
+    retry_after = state.config.get("retry_after")
+    headers = {"Retry-After": str(retry_after)}
+    if body is not None:
+        return base64_response(body, content_type, 202, headers)
+    return text(202, "request accepted, waiting for approval; retry after %d seconds" % retry_after, headers)
 
 
 def _enroll(state, ctx, ca, reenroll):
     op = "simplereenroll" if reenroll else "simpleenroll"
     body = ctx.read_body(state.config.get("max_body_bytes"))
-    _check_content_type(ctx)
-    client = _authenticate(state, ctx, reenroll, ca)
+    check_content_type(ctx)
+    client = authenticate(state, ctx, reenroll, ca)
     try:
         request = parse_body(body)
     except CsrError as exc:
@@ -170,8 +198,7 @@ def _enroll(state, ctx, ca, reenroll):
     fault = ctx.fault = state.faults.take(op)
     if fault and fault not in SIGNING_FAULTS:
         return apply_fault(fault, PKCS7_CONTENT_TYPE, lambda: _issue(state, ca, request, None))
-    if not state.pending.approved(request.key_id, state.config.get("pending")):
-        retry_after = state.config.get("retry_after")
-        return text(202, "request accepted, waiting for approval; retry after %d seconds" % retry_after,
-                    {"Retry-After": str(retry_after)})
+    waiting = pending_answer(state, request.key_id)
+    if waiting is not None:
+        return waiting
     return _issue(state, ca, request, fault)

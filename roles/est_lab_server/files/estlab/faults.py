@@ -1,11 +1,15 @@
 """Fault injection: make the next N answers of an operation (or all of them) wrong.
 
 A fault fires on a request that would otherwise have been answered normally:
-for simpleenroll/simplereenroll that is after the method, content type, auth and
-CSR checks passed (a 4xx is never replaced), for cacerts/csrattrs on every GET.
+for simpleenroll/simplereenroll/serverkeygen that is after the method, content
+type, auth and CSR checks passed (a 4xx is never replaced), for fullcmc after
+the CMC checks passed (a CMC failure is never replaced), for cacerts/csrattrs on
+every GET.
 
-``wrong_key`` and ``other_ca`` change what is signed, so the operations handle
-them (``est`` module); every other fault rewrites the response here.
+``wrong_key`` and ``other_ca`` change what is signed, and the fullcmc-only
+``bad_signature`` (the PKIResponse signature does not verify) and ``wrong_nonce``
+(recipientNonce is not the request's senderNonce) change the signed response,
+so the operations handle them; every other fault rewrites the response here.
 """
 
 import base64
@@ -13,9 +17,11 @@ import threading
 
 from .response import Response, text
 
-FAULT_OPS = ("simpleenroll", "simplereenroll", "cacerts", "csrattrs")
-FAULTS = ("http500", "garbage", "bad_pkcs7", "empty", "truncated", "wrong_content_type", "wrong_key", "other_ca", "close")
+FAULT_OPS = ("simpleenroll", "simplereenroll", "cacerts", "csrattrs", "serverkeygen", "fullcmc")
+FAULTS = ("http500", "garbage", "bad_pkcs7", "empty", "truncated", "wrong_content_type", "wrong_key", "other_ca", "close",
+          "bad_signature", "wrong_nonce")
 SIGNING_FAULTS = ("wrong_key", "other_ca")
+CMC_FAULTS = ("bad_signature", "wrong_nonce")  # fullcmc only
 
 # Well-formed DER (an OCTET STRING), but not a ContentInfo.
 _NOTE = b"estlab bad_pkcs7 fault: valid DER, not PKCS#7"
@@ -39,6 +45,8 @@ class FaultTable:
             raise FaultError("fault must be one of %s" % ", ".join(FAULTS))
         if op == "csrattrs" and fault in SIGNING_FAULTS:
             raise FaultError("fault %s does not apply to csrattrs" % fault)
+        if op != "fullcmc" and fault in CMC_FAULTS:
+            raise FaultError("fault %s only applies to fullcmc" % fault)
         if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
             raise FaultError("count must be null (persistent) or an integer >= 1")
         with self._lock:

@@ -1,6 +1,6 @@
 """Maps a request path and method to an operation (RFC 7030 3.2.2 paths)."""
 
-from . import est, lab
+from . import est, fullcmc, lab, serverkeygen
 from .response import HttpError
 
 EST_PREFIX = "/.well-known/est/"
@@ -10,6 +10,8 @@ EST_OPERATIONS = {
     "simpleenroll": ("POST", est.simpleenroll),
     "simplereenroll": ("POST", est.simplereenroll),
     "csrattrs": ("GET", est.csrattrs),
+    "serverkeygen": ("POST", serverkeygen.serverkeygen),
+    "fullcmc": ("POST", fullcmc.fullcmc),
 }
 
 

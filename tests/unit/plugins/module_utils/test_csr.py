@@ -145,10 +145,11 @@ def test_key_usage_names_error(bad):
 
 
 def test_eku_oids():
-    assert csr.eku_oids(['serverAuth', 'client_auth', 'Code Signing', 'emailProtection', 'timeStamping', 'OCSPSigning',
-                         'anyExtendedKeyUsage', '1.3.6.1.4.1.99999.1', 'serverauth']) == sorted([
-        '1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2', '1.3.6.1.5.5.7.3.3', '1.3.6.1.5.5.7.3.4', '1.3.6.1.5.5.7.3.8',
-        '1.3.6.1.5.5.7.3.9', '2.5.29.37.0', '1.3.6.1.4.1.99999.1'])
+    names = ['serverAuth', 'client_auth', 'Code Signing', 'emailProtection', 'timeStamping', 'OCSPSigning',
+             'anyExtendedKeyUsage', '1.3.6.1.4.1.99999.1', 'serverauth']
+    expected = ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2', '1.3.6.1.5.5.7.3.3', '1.3.6.1.5.5.7.3.4', '1.3.6.1.5.5.7.3.8',
+                '1.3.6.1.5.5.7.3.9', '2.5.29.37.0', '1.3.6.1.4.1.99999.1']
+    assert csr.eku_oids(names) == sorted(expected)
     assert csr.eku_oids(None) == []
 
 

@@ -16,8 +16,9 @@ from cryptography import x509
 
 from ansible_collections.pki.est.plugins.module_utils import enroll, statecache
 from ansible_collections.pki.est.plugins.module_utils.codecs import encode_body, load_pem_certs, public_key_der
-from ansible_collections.pki.est.plugins.module_utils.csr import (build_csr, csr_der, csr_pem, eku_oids, extension_values,
-                                                                   key_usage_names, name_pairs, normalize_san, subject_pairs)
+from ansible_collections.pki.est.plugins.module_utils.csr import (
+    build_csr, csr_der, csr_pem, eku_oids, extension_values, key_usage_names, name_pairs, normalize_san, subject_pairs,
+)
 from ansible_collections.pki.est.plugins.module_utils.errors import ESTError, ESTPending
 from ansible_collections.pki.est.plugins.module_utils.hoststate import PendingState, Wanted, pending_paths
 from ansible_collections.pki.est.plugins.module_utils.keys import generate_private_key, key_type_of, keys_match, load_private_key, private_key_pem
@@ -317,8 +318,8 @@ class Paths:
         self.pending = pending_paths(self.cert)
 
     def snapshot(self):
-        return dict((name, _read(path)) for name, path in (('cert', self.cert), ('key', self.key), ('chain', self.chain),
-                                                            ('fullchain', self.fullchain), ('record', self.record)))
+        files = (('cert', self.cert), ('key', self.key), ('chain', self.chain), ('fullchain', self.fullchain), ('record', self.record))
+        return dict((name, _read(path)) for name, path in files)
 
     def listing(self):
         return sorted(os.listdir(str(self.dir)))
