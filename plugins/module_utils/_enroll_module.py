@@ -1,18 +1,36 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pki.est developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Ansible glue shared by the enrollment modules (est_enroll, est_reenroll).
+"""Ansible glue shared by the enrollment modules (est_enroll, est_reenroll, est_serverkeygen, est_fullcmc).
 
-Turns module parameters into an :class:`~.enroll.Enrollment`, runs it with check mode,
-diff and backup, and returns the facts. The protocol and the decisions stay in the engine.
+Builds their AnsibleModule from the shared option sets, turns the parameters into an
+:class:`~.enroll.Enrollment`, runs it with check mode, diff and backup, and returns the
+facts. The protocol and the decisions stay in the engine.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible.module_utils.basic import AnsibleModule
+
 from .errors import ESTError
-from ._module import FileWriter, connection_kwargs, fail, require_libraries
+from ._module import (
+    CONNECTION_REQUIRED_BY, CONNECTION_REQUIRED_TOGETHER, FileWriter, check_readable, connection_argument_spec,
+    connection_kwargs, fail, require_libraries,
+)
 from .keys import KEY_TYPES
+
+# What check mode reports for each planned action.
+CHECK_MODE_ACTIONS = {'enroll': 'enroll', 'reenroll': 'renew', 'resume': 'resume', 'complete': 'complete'}
+
+# What the certificate should say, for the modules that make a request from scratch.
+SUBJECT_ARGUMENT_SPEC = dict(
+    common_name=dict(type='str'),
+    subject=dict(type='dict'),
+    subject_alt_name=dict(type='list', elements='str'),
+    key_usage=dict(type='list', elements='str'),
+    extended_key_usage=dict(type='list', elements='str'),
+)
 
 # Options every enrollment module has besides the connection options.
 ENROLLMENT_ARGUMENT_SPEC = dict(
@@ -67,6 +85,36 @@ class AnsibleFiles:
         self.writer.remove(path)
 
 
+def enrollment_module(extra_spec=None, subject=True, require_pair=True, **module_kwargs):
+    """The AnsibleModule of an enrollment module: connection, enrollment (and subject) options plus its own.
+
+    ``require_pair`` fails early unless O(path) and O(private_key_path) are set.
+    """
+    spec = connection_argument_spec(**ENROLLMENT_ARGUMENT_SPEC)
+    if subject:
+        spec.update(SUBJECT_ARGUMENT_SPEC)
+    spec.update(extra_spec or {})
+    module_kwargs['required_together'] = CONNECTION_REQUIRED_TOGETHER + list(module_kwargs.get('required_together', []))
+    module = AnsibleModule(argument_spec=spec, required_by=CONNECTION_REQUIRED_BY, add_file_common_args=True,
+                           supports_check_mode=True, **module_kwargs)
+    if require_pair:
+        missing = [name for name in ('path', 'private_key_path') if not module.params[name]]
+        if missing:
+            module.fail_json(msg='missing required arguments: %s' % ', '.join(missing), error_kind='invalid_input')
+    return module
+
+
+def run_module(module, readable=(), wanted=None, **option_kwargs):
+    """Check the input files, build the job's options, run it and exit the module."""
+    from .enroll import Options
+    check_readable(module, 'ca_path', 'client_cert_path', 'client_key_path', *readable)
+    try:
+        options = Options(**common_options(module, wanted=wanted, **option_kwargs))
+    except ESTError as exc:
+        fail(module, exc)
+    run_enrollment(module, options)
+
+
 def octal_mode(module, value, name):
     if value is None:
         return None
@@ -97,7 +145,7 @@ def _cert_summary(facts):
     return ''.join('%s: %s\n' % (k, facts[k]) for k in keys if k in facts)
 
 
-def run_enrollment(module, options, check_mode_action_names):
+def run_enrollment(module, options):
     """Plan, honour check mode, run, and exit the module with the result."""
     from .certinfo import cert_facts
     from .csr import extension_values
@@ -114,7 +162,7 @@ def run_enrollment(module, options, check_mode_action_names):
         if action == 'none':
             result = job.run()
         elif module.check_mode:
-            result = dict(changed=True, action=check_mode_action_names.get(action, action), reasons=reasons, pending=False)
+            result = dict(changed=True, action=CHECK_MODE_ACTIONS.get(action, action), reasons=reasons, pending=False)
             result.update(before)
         else:
             require_libraries(module, network=True)

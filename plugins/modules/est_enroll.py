@@ -231,65 +231,35 @@ chain_pem:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.pki.est.plugins.module_utils._enroll_module import (
-    ENROLLMENT_ARGUMENT_SPEC, common_options, run_enrollment,
-)
-from ansible_collections.pki.est.plugins.module_utils._module import (
-    CONNECTION_REQUIRED_BY, CONNECTION_REQUIRED_TOGETHER, check_readable, connection_argument_spec, fail,
-)
+from ansible_collections.pki.est.plugins.module_utils._enroll_module import enrollment_module, run_module
+from ansible_collections.pki.est.plugins.module_utils._module import fail
 from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
-
-CHECK_MODE_ACTIONS = {'enroll': 'enroll', 'reenroll': 'renew', 'resume': 'resume', 'complete': 'complete'}
 
 
 def main():
-    spec = connection_argument_spec(**ENROLLMENT_ARGUMENT_SPEC)
-    spec.update(
-        common_name=dict(type='str'),
-        subject=dict(type='dict'),
-        subject_alt_name=dict(type='list', elements='str'),
-        key_usage=dict(type='list', elements='str'),
-        extended_key_usage=dict(type='list', elements='str'),
-        reenroll=dict(type='str', default='auto', choices=['auto', 'never']),
-        invalid_certificate=dict(type='str', default='fail', choices=['fail', 'replace']),
-        challenge_password=dict(type='str', no_log=True),
-        csr_attributes=dict(type='str', default='ignore', choices=['apply', 'ignore']),
-        csr_path=dict(type='path'),
-        csr_content=dict(type='str'),
-    )
-    module = _module(spec)
-    params = module.params
-    check_readable(module, 'ca_path', 'client_cert_path', 'client_key_path', 'csr_path')
-
-    from ansible_collections.pki.est.plugins.module_utils.enroll import Options
-    try:
-        external = _external_csr(params)
-        options = Options(**common_options(
-            module, reenroll=params['reenroll'], invalid_certificate=params['invalid_certificate'],
-            challenge_password=params['challenge_password'], external_csr=external, csr_attributes=params['csr_attributes'],
-        ))
-    except ESTError as exc:
-        fail(module, exc)
-    run_enrollment(module, options, CHECK_MODE_ACTIONS)
-
-
-def _module(spec):
-    module = AnsibleModule(
-        argument_spec=spec,
-        required_together=CONNECTION_REQUIRED_TOGETHER,
-        required_by=CONNECTION_REQUIRED_BY,
+    module = enrollment_module(
+        dict(
+            reenroll=dict(type='str', default='auto', choices=['auto', 'never']),
+            invalid_certificate=dict(type='str', default='fail', choices=['fail', 'replace']),
+            challenge_password=dict(type='str', no_log=True),
+            csr_attributes=dict(type='str', default='ignore', choices=['apply', 'ignore']),
+            csr_path=dict(type='path'),
+            csr_content=dict(type='str'),
+        ),
+        require_pair=False,
         mutually_exclusive=[('csr_path', 'csr_content'), ('csr_path', 'private_key_path'), ('csr_content', 'private_key_path')],
         required_one_of=[('path', 'csr_path', 'csr_content')],
-        add_file_common_args=True,
-        supports_check_mode=True,
     )
     params = module.params
     if params['path'] and not (params['private_key_path'] or params['csr_path'] or params['csr_content']):
         module.fail_json(msg='path needs private_key_path (or csr_path / csr_content for a CSR made elsewhere)',
                          error_kind='invalid_input')
-    return module
+    try:
+        external = _external_csr(params)
+    except ESTError as exc:
+        fail(module, exc)
+    run_module(module, ('csr_path',), reenroll=params['reenroll'], invalid_certificate=params['invalid_certificate'],
+               challenge_password=params['challenge_password'], external_csr=external, csr_attributes=params['csr_attributes'])
 
 
 def _external_csr(params):

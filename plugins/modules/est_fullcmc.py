@@ -187,53 +187,21 @@ cmc_fail_info:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.pki.est.plugins.module_utils._enroll_module import (
-    ENROLLMENT_ARGUMENT_SPEC, common_options, run_enrollment,
-)
-from ansible_collections.pki.est.plugins.module_utils._module import (
-    CONNECTION_REQUIRED_BY, CONNECTION_REQUIRED_TOGETHER, check_readable, connection_argument_spec, fail,
-)
-from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
-
-CHECK_MODE_ACTIONS = {'enroll': 'enroll', 'reenroll': 'renew', 'resume': 'resume', 'complete': 'complete'}
+from ansible_collections.pki.est.plugins.module_utils._enroll_module import enrollment_module, run_module
 
 
 def main():
-    spec = connection_argument_spec(**ENROLLMENT_ARGUMENT_SPEC)
-    spec.update(
-        common_name=dict(type='str'),
-        subject=dict(type='dict'),
-        subject_alt_name=dict(type='list', elements='str'),
-        key_usage=dict(type='list', elements='str'),
-        extended_key_usage=dict(type='list', elements='str'),
-        ra_cert_path=dict(type='path'),
-        ra_key_path=dict(type='path', no_log=False),
-        identification=dict(type='str'),
-    )
-    module = AnsibleModule(
-        argument_spec=spec,
-        required_together=CONNECTION_REQUIRED_TOGETHER + [('ra_cert_path', 'ra_key_path')],
-        required_by=CONNECTION_REQUIRED_BY,
-        add_file_common_args=True,
-        supports_check_mode=True,
+    module = enrollment_module(
+        dict(
+            ra_cert_path=dict(type='path'),
+            ra_key_path=dict(type='path', no_log=False),
+            identification=dict(type='str'),
+        ),
+        required_together=[('ra_cert_path', 'ra_key_path')],
     )
     params = module.params
-    missing = [name for name in ('path', 'private_key_path') if not params[name]]
-    if missing:
-        module.fail_json(msg='missing required arguments: %s' % ', '.join(missing), error_kind='invalid_input')
-    check_readable(module, 'ca_path', 'client_cert_path', 'client_key_path', 'ra_cert_path', 'ra_key_path')
-
-    from ansible_collections.pki.est.plugins.module_utils.enroll import Options
-    try:
-        options = Options(**common_options(
-            module, reenroll='never', fullcmc=True, ra_cert_path=params['ra_cert_path'], ra_key_path=params['ra_key_path'],
-            identification=params['identification'],
-        ))
-    except ESTError as exc:
-        fail(module, exc)
-    run_enrollment(module, options, CHECK_MODE_ACTIONS)
+    run_module(module, ('ra_cert_path', 'ra_key_path'), reenroll='never', fullcmc=True, ra_cert_path=params['ra_cert_path'],
+               ra_key_path=params['ra_key_path'], identification=params['identification'])
 
 
 if __name__ == '__main__':

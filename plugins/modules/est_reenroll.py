@@ -145,43 +145,19 @@ error_kind:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.pki.est.plugins.module_utils._enroll_module import (
-    ENROLLMENT_ARGUMENT_SPEC, common_options, run_enrollment, wanted_from_params,
-)
-from ansible_collections.pki.est.plugins.module_utils._module import (
-    CONNECTION_REQUIRED_BY, CONNECTION_REQUIRED_TOGETHER, check_readable, connection_argument_spec, fail,
-)
+from ansible_collections.pki.est.plugins.module_utils._enroll_module import enrollment_module, run_module, wanted_from_params
+from ansible_collections.pki.est.plugins.module_utils._module import fail
 from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
-
-CHECK_MODE_ACTIONS = {'reenroll': 'renew', 'resume': 'resume', 'complete': 'complete'}
 
 
 def main():
-    spec = connection_argument_spec(**ENROLLMENT_ARGUMENT_SPEC)
-    spec.update(rekey=dict(type='bool', default=False))
-    module = AnsibleModule(
-        argument_spec=spec,
-        required_together=CONNECTION_REQUIRED_TOGETHER,
-        required_by=CONNECTION_REQUIRED_BY,
-        add_file_common_args=True,
-        supports_check_mode=True,
-    )
-    params = module.params
-    missing = [name for name in ('path', 'private_key_path') if not params[name]]
-    if missing:
-        module.fail_json(msg='missing required arguments: %s' % ', '.join(missing), error_kind='invalid_input')
-    check_readable(module, 'ca_path', 'client_cert_path', 'client_key_path')
-
-    from ansible_collections.pki.est.plugins.module_utils.enroll import Options
+    module = enrollment_module(dict(rekey=dict(type='bool', default=False)), subject=False)
     try:
-        wanted = wanted_from_params(params)
-        wanted.key_type = None  # key_type only chooses the type of a new key (rekey)
-        options = Options(**common_options(module, wanted=wanted, rekey=params['rekey'], reenroll='auto', renew_only=True))
+        wanted = wanted_from_params(module.params)
     except ESTError as exc:
         fail(module, exc)
-    run_enrollment(module, options, CHECK_MODE_ACTIONS)
+    wanted.key_type = None  # key_type only chooses the type of a new key (rekey)
+    run_module(module, wanted=wanted, rekey=module.params['rekey'], reenroll='auto', renew_only=True)
 
 
 if __name__ == '__main__':

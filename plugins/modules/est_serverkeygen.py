@@ -188,53 +188,22 @@ key_encrypted:
   type: bool
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.pki.est.plugins.module_utils._enroll_module import (
-    ENROLLMENT_ARGUMENT_SPEC, common_options, run_enrollment,
-)
-from ansible_collections.pki.est.plugins.module_utils._module import (
-    CONNECTION_REQUIRED_BY, CONNECTION_REQUIRED_TOGETHER, check_readable, connection_argument_spec, fail,
-)
-from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
-
-CHECK_MODE_ACTIONS = {'enroll': 'enroll', 'reenroll': 'renew', 'complete': 'complete'}
+from ansible_collections.pki.est.plugins.module_utils._enroll_module import enrollment_module, run_module
 
 
 def main():
-    spec = connection_argument_spec(**ENROLLMENT_ARGUMENT_SPEC)
-    spec.update(
-        common_name=dict(type='str'),
-        subject=dict(type='dict'),
-        subject_alt_name=dict(type='list', elements='str'),
-        key_usage=dict(type='list', elements='str'),
-        extended_key_usage=dict(type='list', elements='str'),
-        decrypt_cert_path=dict(type='path'),
-        decrypt_key_path=dict(type='path', no_log=False),
-        csr_attributes=dict(type='str', default='ignore', choices=['apply', 'ignore']),
-    )
-    module = AnsibleModule(
-        argument_spec=spec,
-        required_together=CONNECTION_REQUIRED_TOGETHER + [('decrypt_cert_path', 'decrypt_key_path')],
-        required_by=CONNECTION_REQUIRED_BY,
-        add_file_common_args=True,
-        supports_check_mode=True,
+    module = enrollment_module(
+        dict(
+            decrypt_cert_path=dict(type='path'),
+            decrypt_key_path=dict(type='path', no_log=False),
+            csr_attributes=dict(type='str', default='ignore', choices=['apply', 'ignore']),
+        ),
+        required_together=[('decrypt_cert_path', 'decrypt_key_path')],
     )
     params = module.params
-    missing = [name for name in ('path', 'private_key_path') if not params[name]]
-    if missing:
-        module.fail_json(msg='missing required arguments: %s' % ', '.join(missing), error_kind='invalid_input')
-    check_readable(module, 'ca_path', 'client_cert_path', 'client_key_path', 'decrypt_cert_path', 'decrypt_key_path')
-
-    from ansible_collections.pki.est.plugins.module_utils.enroll import Options
-    try:
-        options = Options(**common_options(
-            module, reenroll='never', invalid_certificate='replace', server_keygen=True, csr_attributes=params['csr_attributes'],
-            decrypt_cert_path=params['decrypt_cert_path'], decrypt_key_path=params['decrypt_key_path'],
-        ))
-    except ESTError as exc:
-        fail(module, exc)
-    run_enrollment(module, options, CHECK_MODE_ACTIONS)
+    run_module(module, ('decrypt_cert_path', 'decrypt_key_path'), reenroll='never', invalid_certificate='replace', server_keygen=True,
+               csr_attributes=params['csr_attributes'], decrypt_cert_path=params['decrypt_cert_path'],
+               decrypt_key_path=params['decrypt_key_path'])
 
 
 if __name__ == '__main__':

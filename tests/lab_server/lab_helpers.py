@@ -6,6 +6,9 @@ independently of the collection's own EST client.
 
 import base64
 import datetime
+import importlib
+import pathlib
+import sys
 
 import requests
 from cryptography import x509
@@ -16,6 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 PKCS10 = "application/pkcs10"
 TIMEOUT = 10
+COLLECTIONS_DIR = pathlib.Path(__file__).resolve().parents[2] / ".build" / "collections"
 
 
 def new_key(kind="ec"):
@@ -118,3 +122,15 @@ def enroll_cert(server, key=None, **kw):
     certs = certs_from_body(response.content)
     assert len(certs) == 1
     return certs[0], key
+
+
+def client_module(name):
+    """The collection's own client module plugins/module_utils/<name> (interoperability tests only), or skip."""
+    import pytest  # only the interoperability tests need it here
+    if str(COLLECTIONS_DIR) not in sys.path:
+        sys.path.insert(0, str(COLLECTIONS_DIR))
+    try:
+        return importlib.import_module("ansible_collections.pki.est.plugins.module_utils." + name)
+    except ImportError as exc:
+        pytest.skip("the collection is not importable from %s: %s" % (COLLECTIONS_DIR, exc))
+    return None

@@ -5,6 +5,10 @@ that malformed request lines, headers and lengths reach the server as written).
 No answer may be a 5xx and no connection may be dropped without an answer;
 afterwards /healthz and a normal enrollment still work and the server log has
 no traceback.
+
+/fullcmc and /serverkeygen get mutated versions of valid requests (hypothesis,
+derandomized): a 4xx, a signed CMC failure (or success) for fullcmc, a
+multipart answer only when the mutation left the CSR intact for serverkeygen.
 """
 
 import base64
@@ -15,8 +19,12 @@ import string
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from lab_helpers import b64, certs_from_body, enroll, make_csr, new_key
+from cmc_helpers import (CMC_REQUEST_TYPE, CMC_RESPONSE_TYPE, Request, capabilities_attribute, csr_with_attributes, key_id_attribute,
+                         read_response)
+from lab_helpers import b64, certs_from_body, enroll, enroll_cert, make_csr, new_key
 
 SEED = 7030
 COUNT_PER_KIND = 24
@@ -274,3 +282,132 @@ def test_slow_client_does_not_block_others(robust_server):
             assert requests.get(server.url + "/healthz", verify=server.ca_path, timeout=5).status_code == 200
             del raw
         idle_tls.close()
+
+
+# -- /fullcmc and /serverkeygen: mutated bodies (hypothesis) -------------------------------------------------
+
+MUTATION_SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None,
+                             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@st.composite
+def mutated(draw, originals):
+    """One of originals (DER) with a few bit flips, a cut, an insertion or a spliced-in random run."""
+    data = bytearray(draw(st.sampled_from(originals)))
+    kind = draw(st.sampled_from(["flip", "cut", "insert", "splice", "length"]))
+    if kind == "flip":
+        for dummy in range(draw(st.integers(1, 4))):
+            data[draw(st.integers(0, len(data) - 1))] ^= 1 << draw(st.integers(0, 7))
+    elif kind == "cut":
+        data = data[:draw(st.integers(0, len(data) - 1))]
+    elif kind == "insert":
+        at = draw(st.integers(0, len(data)))
+        data[at:at] = draw(st.binary(min_size=1, max_size=8))
+    elif kind == "splice":
+        at = draw(st.integers(0, len(data) - 1))
+        data[at:at + draw(st.integers(1, 16))] = draw(st.binary(min_size=0, max_size=16))
+    else:  # a length octet made wrong: the DER no longer nests
+        positions = [i for i in range(1, len(data)) if data[i - 1] in (0x30, 0x31, 0x04, 0xA0, 0xA1)]
+        at = draw(st.sampled_from(positions))
+        data[at] = draw(st.integers(0, 255))
+    return bytes(data)
+
+
+@pytest.fixture(scope="module")
+def cmc_originals(shared_server):
+    """Valid Full PKI Requests: self-signed (PoP) EC and RSA, and RA-signed with two CSRs."""
+    ra_cert, ra_key = enroll_cert(shared_server, common_name="robust-ra.example.test")
+    ec_key, rsa_key = new_key(), new_key("rsa")
+    return [Request([make_csr(ec_key)], ec_key).der, Request([make_csr(rsa_key)], rsa_key).der,
+            Request([make_csr(new_key()), make_csr(new_key())], ra_key, signer_cert=ra_cert).der]
+
+
+def check_fullcmc_answer(response):
+    """4xx, or a signed CMC response (a failure, or a success when the mutation did not matter)."""
+    assert response.status_code < 500, (response.status_code, response.text[:200])
+    if response.status_code >= 400:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        return "http%d" % response.status_code
+    assert response.headers["Content-Type"] == CMC_RESPONSE_TYPE
+    answer = read_response(response)
+    assert answer.signature_ok and answer.status in ("failed", "success")
+    return answer.fail_info or answer.status
+
+
+def test_fullcmc_mutations(robust_server, cmc_originals):
+    server = robust_server
+    session = requests.Session()
+    seen = set()
+
+    @MUTATION_SETTINGS
+    @given(der=mutated(cmc_originals), wrap=st.sampled_from([0, 64, 76]))
+    def one(der, wrap):
+        response = session.post(server.est_url("fullcmc"), data=b64(der, wrap=wrap), headers={"Content-Type": CMC_REQUEST_TYPE},
+                                auth=(USER, PASSWORD), verify=server.ca_path, timeout=10)
+        seen.add(check_fullcmc_answer(response))
+
+    one()
+    assert "http400" in seen and seen & {"badRequest", "badMessageCheck"}, seen
+    assert_still_serving(server, 50)
+
+
+@st.composite
+def raw_bodies(draw):
+    """Bodies that are not base64 of DER at all, or base64 of junk."""
+    junk = draw(st.binary(min_size=0, max_size=300))
+    return junk if draw(st.booleans()) else base64.b64encode(junk)
+
+
+def test_fullcmc_junk_bodies(robust_server):
+    server = robust_server
+    session = requests.Session()
+
+    @MUTATION_SETTINGS
+    @given(body=raw_bodies(), content_type=st.sampled_from([CMC_REQUEST_TYPE, "application/pkcs7-mime", "application/pkcs10"]))
+    def one(body, content_type):
+        response = session.post(server.est_url("fullcmc"), data=body, headers={"Content-Type": content_type},
+                                auth=(USER, PASSWORD), verify=server.ca_path, timeout=10)
+        check_fullcmc_answer(response)
+        if content_type == "application/pkcs10":
+            assert response.status_code == 415
+
+    one()
+    assert_still_serving(server, 50)
+
+
+@pytest.fixture(scope="module")
+def keygen_originals():
+    """Valid CSRs for serverkeygen: plain EC, RSA, and one asking for key encryption (to nobody present)."""
+    plain = make_csr(new_key(), dns=("kg.example.test",))
+    asking = csr_with_attributes(new_key(), [key_id_attribute(b"\x07" * 20), capabilities_attribute("2.16.840.1.101.3.4.1.42")])
+    return [plain, make_csr(new_key("rsa")), asking]
+
+
+def test_serverkeygen_mutations(robust_server, keygen_originals):
+    server = robust_server
+    session = requests.Session()
+    seen = set()
+
+    @MUTATION_SETTINGS
+    @given(der=mutated(keygen_originals))
+    def one(der):
+        response = session.post(server.est_url("serverkeygen"), data=b64(der), headers={"Content-Type": "application/pkcs10"},
+                                auth=(USER, PASSWORD), verify=server.ca_path, timeout=10)
+        assert response.status_code in (200, 400), (response.status_code, response.text[:200])
+        if response.status_code == 200:
+            assert response.headers["Content-Type"].startswith("multipart/mixed; boundary=")
+        seen.add(response.status_code)
+
+    one()
+    assert 400 in seen
+    assert_still_serving(server, 50)
+
+
+def assert_still_serving(server, at_least):
+    """The server answered at least that many EST requests, none with a 5xx, and still works; no traceback logged."""
+    assert len(server.requests()) >= at_least
+    assert requests.get(server.url + "/healthz", verify=server.ca_path, timeout=5).json() == {"status": "ok"}
+    response, key = enroll(server)
+    assert response.status_code == 200 and certs_from_body(response.content)[0].public_key() == key.public_key()
+    assert all(e["status"] is not None and e["status"] < 500 for e in server.requests())
+    assert "Traceback" not in server.log()

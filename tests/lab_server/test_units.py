@@ -1,13 +1,17 @@
 """In-process tests of estlab modules: config validation, encoders, pending, and the 500 path."""
 
 import base64
+import datetime
 import importlib
 import sys
 import threading
 
 import pytest
 import requests
+from pyasn1.codec.der import decoder
+from pyasn1_modules import rfc3279
 
+from cmc_helpers import Response
 from support.labserver import SERVER_PYTHONPATH
 
 
@@ -19,7 +23,8 @@ def estlab(request):
     saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # keep __pycache__ out of the role's files/
     try:
         import estlab as package
-        for module in ("ca", "config", "csr", "csrattrs", "encoding", "pending", "router", "server", "state"):
+        for module in ("ca", "cmc", "cms", "config", "csr", "csrattrs", "csrtemplate", "encoding", "keygen", "pending", "router",
+                       "server", "serverkeygen", "state"):
             importlib.import_module("estlab." + module)
     finally:
         sys.dont_write_bytecode = saved
@@ -106,3 +111,45 @@ def test_unexpected_exception_gives_500_and_server_goes_on(estlab, tmp_path, mon
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_config_new_keys(estlab):
+    cfg = estlab.config.Config()
+    assert cfg.get("serverkeygen_order") == "key-first" and cfg.get("fullcmc_fail_status") == 200
+    cfg.merge({"serverkeygen_key_format": "traditional", "fullcmc_fail_status": 503, "fullcmc_response": "certs-only"})
+    for bad in ({"serverkeygen_order": "random"}, {"serverkeygen_cte": "no"}, {"fullcmc_fail_status": 302},
+                {"fullcmc_fail_status": True}, {"fullcmc_pending": "later"}, {"serverkeygen_encrypted_content": "plain"}):
+        with pytest.raises(estlab.config.ConfigError):
+            cfg.merge(bad)
+
+
+def test_multipart_body_framing(estlab):
+    body = estlab.serverkeygen.multipart_body([("application/pkcs8", b"\x01" * 60), ("a/b; x=y", b"\x02")], "B0", "crlf", True, 64)
+    assert body == (b"--B0\r\nContent-Type: application/pkcs8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                    + base64.b64encode(b"\x01" * 60)[:64] + b"\r\n" + base64.b64encode(b"\x01" * 60)[64:] + b"\r\n"
+                    b"--B0\r\nContent-Type: a/b; x=y\r\nContent-Transfer-Encoding: base64\r\n\r\nAg==\r\n--B0--\r\n")
+    lf = estlab.serverkeygen.multipart_body([("a/b", b"\x02")], "B1", "lf", False, 0)
+    assert lf == b"--B1\nContent-Type: a/b\n\nAg==\n--B1--\n"
+
+
+def test_pki_response_encoding(estlab):
+    cert, key = estlab.ca.create_self_signed_ca("unit CA", "ec")
+    when = datetime.datetime(2030, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    for kwargs, expected in [
+        ({"status": "failed", "fail_info": "popFailed", "body_list": [2]}, ("failed", "popFailed", None)),
+        ({"status": "pending", "pend": (b"tok", when), "body_list": [1]}, ("pending", None, (b"tok", when))),
+        ({"status": "success", "body_list": [1, 2]}, ("success", None, None)),
+    ]:
+        der = estlab.cmc.pki_response(transaction_id=-5, recipient_nonce=b"n", status_string="s", **kwargs)
+        signed = estlab.cms.sign_signed_data(estlab.cmc.OID_PKI_RESPONSE, der, cert, key, [cert])
+        response = Response(signed)
+        assert response.signature_ok and (response.status, response.fail_info, response.pend) == expected
+        assert response.body_list == kwargs["body_list"] and response.transaction_id == -5 and response.recipient_nonce == b"n"
+    corrupt = estlab.cms.sign_signed_data(estlab.cmc.OID_PKI_RESPONSE, der, cert, key, [cert], corrupt=True)
+    assert not Response(corrupt).signature_ok
+
+
+def test_rsa_placeholder(estlab):
+    for size in (2048, 3072, 4096):
+        key = decoder.decode(estlab.csrtemplate.rsa_placeholder(size), asn1Spec=rfc3279.RSAPublicKey())[0]
+        assert int(key["modulus"]).bit_length() == size

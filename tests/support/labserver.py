@@ -13,6 +13,14 @@ REQUESTS_CA_BUNDLE in the environment does not decide which CA is trusted.
 Pending mode: with ``{"pending": {"after_polls": N}}`` the first N requests for a
 key get 202 and the next one the certificate; with ``{"after_seconds": N}``
 requests get 202 until N seconds after the key was first seen.
+
+/serverkeygen and /fullcmc are served too; their answer forms can be varied for
+client tolerance tests with ``set_config(serverkeygen_order=..., serverkeygen_eol=...,
+serverkeygen_key_format=..., serverkeygen_cte=..., serverkeygen_encrypted_content=...,
+fullcmc_response=..., fullcmc_pending=..., fullcmc_fail_status=...)`` and faulted with
+``set_fault("serverkeygen"|"fullcmc", ...)`` (fullcmc also takes "bad_signature" and
+"wrong_nonce").  /csrattrs also takes the RFC 9908 template form
+``set_config(csrattrs={"template": {...}, "attributes": [...]})``.  See the role README.
 """
 
 import contextlib

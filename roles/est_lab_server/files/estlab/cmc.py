@@ -244,7 +244,10 @@ def _check_signature(message, pki_request, requests, cas):
     if len(message.signer_infos) > 1:
         raise _fail("badRequest", "the SignedData must have exactly one SignerInfo, it has %d" % len(message.signer_infos))
     signer_info = message.signer_infos[0]
-    kind, identifier = cms.signer_identifier(signer_info)
+    try:
+        kind, identifier = cms.signer_identifier(signer_info)
+    except cms.CmsError as exc:
+        raise _fail("badRequest", exc.reason) from exc
     if kind == "issuer_serial":
         pki_request.signer = "ra"
         pki_request.signer_cert = _find_ra_signer(message, identifier[0], identifier[1], cas)

@@ -61,7 +61,7 @@ SIGNATURES = {
 SIGNATURE_OIDS = {("rsa", "sha256"): "1.2.840.113549.1.1.11", ("ec", "sha256"): "1.2.840.10045.4.3.2",
                   ("ed25519", "sha512"): OID_ED25519}
 
-HASH_CLASSES = {name: cls for name, cls in DIGESTS.values()}
+HASH_CLASSES = dict(DIGESTS.values())
 
 
 class NotCms(ValueError):
@@ -178,10 +178,13 @@ def parse_signed_data(der):
 def signer_identifier(signer_info):
     """("issuer_serial", (issuer Name DER, serial)) or ("ski", bytes)."""
     sid = signer_info["sid"]
-    if sid.getName() == "issuerAndSerialNumber":
-        ias = sid["issuerAndSerialNumber"]
-        return "issuer_serial", (encoder.encode(ias["issuer"]), int(ias["serialNumber"]))
-    return "ski", sid["subjectKeyIdentifier"].asOctets()
+    try:
+        if sid.getName() == "issuerAndSerialNumber":
+            ias = sid["issuerAndSerialNumber"]
+            return "issuer_serial", (encoder.encode(ias["issuer"]), int(ias["serialNumber"]))
+        return "ski", sid["subjectKeyIdentifier"].asOctets()
+    except Exception as exc:  # pylint: disable=broad-exception-caught  # pyasn1 raises many kinds on hostile input
+        raise CmsError("malformed", "the SignerInfo signer identifier is malformed (%s)" % short_error(exc)) from exc
 
 
 def cert_matches_issuer_serial(cert, issuer_der, serial):

@@ -28,6 +28,7 @@ OID_AES256_CBC = "2.16.840.1.101.3.4.1.42"
 RSA_SIZES = (2048, 4096)
 CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
 OCTET_STRING = 4
+SEQUENCE = 0x30
 
 KEY_FORMATS = ("pkcs8", "pkcs1", "sec1", "traditional")
 
@@ -134,11 +135,16 @@ def content_cipher(csr):
     found = _attribute(csr, OID_SMIME_CAPABILITIES)
     if found is None:
         return algorithms.AES256
-    from .cms import CmsError, decode_all  # pyasn1 is only needed when the client sends capabilities
+    from .cms import CmsError, decode_all, der_header  # pyasn1 is only needed when the client sends capabilities
     from pyasn1.type import univ
     from pyasn1_modules import rfc5280
+    value, asn1_tag = found
+    if asn1_tag != SEQUENCE:
+        raise KeygenError("the SMIMECapabilities attribute value must be a SEQUENCE")
     try:
-        capabilities = decode_all(found[0], univ.SequenceOf(componentType=rfc5280.AlgorithmIdentifier()), "SMIMECapabilities")
+        # cryptography hands out the contents of a constructed value; put the SEQUENCE header back
+        capabilities = decode_all(der_header(SEQUENCE, len(value)) + value, univ.SequenceOf(componentType=rfc5280.AlgorithmIdentifier()),
+                                  "SMIMECapabilities")
     except CmsError as exc:
         raise KeygenError("the SMIMECapabilities attribute is malformed") from exc
     oids = [str(capability["algorithm"]) for capability in capabilities]
