@@ -68,3 +68,30 @@ def test_enroll_applies_csrattrs(runner, lab, tmp_path):
     lab.clear_requests()
     out = runner.call('pki.est.est_enroll', args)[0]
     assert out['action'] == 'none' and lab.requests() == []
+
+
+TEMPLATE = {'template': {'subject': [['2.5.4.3', None], ['2.5.4.10', 'Example Org']],
+                         'key': {'algorithm': EC_KEY, 'curve': SECP384R1},
+                         'extensions': [{'oid': '2.5.29.17', 'value_dns': ['tmpl.example.test']},
+                                        {'oid': '2.5.29.37', 'eku': ['1.3.6.1.5.5.7.3.1']}]}}
+
+
+def test_csrattrs_template_form(runner, lab):
+    lab.set_config(csrattrs=TEMPLATE)
+    out = runner.call('pki.est.est_csrattrs', _conn(lab))[0]
+    assert out['supported'], out
+    req = out['requirements']
+    assert req['from_template'] and req['key_spec'] == 'ec-p384', req
+    assert req['subject'].get('organizationName') == 'Example Org', req
+    assert 'DNS:tmpl.example.test' in req['subject_alt_name'], req
+
+
+def test_enroll_applies_the_template(runner, lab, tmp_path):
+    lab.set_config(csrattrs=TEMPLATE)
+    work = tmp_path / 'work'
+    work.mkdir()
+    args = dict(_conn(lab), path=str(work / 'c.pem'), private_key_path=str(work / 'k.pem'), common_name='tmpl.example.test',
+                csr_attributes='apply')
+    out = runner.call('pki.est.est_enroll', args)[0]
+    assert out['action'] == 'enrolled', out
+    assert 'O=Example Org' in out['subject'] and 'DNS:tmpl.example.test' in out['subject_alt_name'], out

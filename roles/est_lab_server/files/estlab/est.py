@@ -173,15 +173,13 @@ def _issue(state, ca, request, fault):
     return certs_response(state, [cert])
 
 
-def pending_answer(state, key_id, body=None, content_type=None):
+def pending_answer(state, key_id):
     """None when the request for key_id may be answered now, else the 202 Response (Retry-After)."""
     if state.pending.approved(key_id, state.config.get("pending")):
         return None
     retry_after = state.config.get("retry_after")
-    headers = {"Retry-After": str(retry_after)}
-    if body is not None:
-        return base64_response(body, content_type, 202, headers)
-    return text(202, "request accepted, waiting for approval; retry after %d seconds" % retry_after, headers)
+    return text(202, "request accepted, waiting for approval; retry after %d seconds" % retry_after,
+                {"Retry-After": str(retry_after)})
 
 
 def _enroll(state, ctx, ca, reenroll):
