@@ -439,7 +439,14 @@ class Enrollment:
             signer = load_private_key(read_bytes(opts.ra_key_path) or b'', 'the RA key %s' % opts.ra_key_path)
         request = cmc.build_full_pki_request_info([csr_der_bytes], signer, signer_cert, identification=opts.identification)
         wrapped = _Reposted(transport, cmc.CMC_REQUEST_CONTENT_TYPE)
-        response = post_with_polling(wrapped, 'fullcmc', request['der'], opts.wait_timeout, self.sleep, self.clock)
+        try:
+            response = post_with_polling(wrapped, 'fullcmc', request['der'], opts.wait_timeout, self.sleep, self.clock)
+        except ESTError as exc:
+            # RFC 7030 §4.3.2: a failure may come as 4xx/5xx with a CMC PKIResponse that says why.
+            answer = exc.response
+            if answer is None or not answer.body or not codecs.media_type_is(answer.content_type, codecs.PKCS7_MEDIA_TYPES):
+                raise
+            response = answer
         if not codecs.media_type_is(response.content_type, codecs.PKCS7_MEDIA_TYPES):
             raise ESTError('unexpected_content_type', 'the fullcmc answer has Content-Type %r, expected application/pkcs7-mime'
                            % response.content_type)

@@ -42,6 +42,7 @@ class ESTError(Exception):
         self.message = message
         self.status = status
         self.details = details or {}
+        self.response = None  # the error answer (transport.ESTResponse) when there was one
 
     def __str__(self):
         return self.message

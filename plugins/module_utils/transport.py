@@ -296,8 +296,12 @@ class ESTTransport:
             raise ESTError('not_supported', 'the server does not support %s at %s (HTTP %d)%s'
                            % (operation, url, status, suffix), status=status)
         if status in (400, 409, 413, 415, 422):
-            raise ESTError('bad_request', 'the server rejected the %s request (HTTP %d)%s' % (operation, status, suffix), status=status)
-        raise ESTError('http', 'HTTP %d from %s%s' % (status, url, suffix), status=status)
+            error = ESTError('bad_request', 'the server rejected the %s request (HTTP %d)%s' % (operation, status, suffix), status=status)
+        else:
+            error = ESTError('http', 'HTTP %d from %s%s' % (status, url, suffix), status=status)
+        # Some answers carry a body the caller can read further (a CMC failure, RFC 7030 §4.3.2).
+        error.response = ESTResponse(status, response.headers, payload, url)
+        raise error
 
 
 def _no_auth(request):

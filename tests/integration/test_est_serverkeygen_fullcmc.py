@@ -159,3 +159,30 @@ def test_fullcmc_simple_response_and_pending(runner, lab, tmp_path):
     out = runner.call('pki.est.est_fullcmc', args)[0]
     assert out['action'] == 'rekeyed' or out['action'] == 'renewed' or out['action'] == 'enrolled', out
     assert _load_pair(args)[2]
+
+
+def test_serverkeygen_key_package_forms(runner, lab, tmp_path):
+    device = _files(tmp_path, 'device')
+    runner.call('pki.est.est_enroll', dict(_conn(lab), common_name='device-7', key_type='rsa-3072', **device))
+    args = dict(url=lab.url, ca_path=lab.ca_path, client_cert_path=device['path'], client_key_path=device['private_key_path'],
+                decrypt_cert_path=device['path'], decrypt_key_path=device['private_key_path'], common_name='app-7', force=True,
+                **_files(tmp_path))
+    for form in ('key-package', 'signed-key-package', 'pkcs8'):
+        lab.set_config(serverkeygen_encrypted_content=form)
+        out = runner.call('pki.est.est_serverkeygen', args)[0]
+        assert out['changed'] and out.get('key_encrypted'), (form, out)
+        assert _load_pair(args)[2], form
+
+
+def test_fullcmc_bad_response_signature_or_nonce(runner, lab, tmp_path):
+    args = dict(_conn(lab), common_name='check.example.test', **_files(tmp_path))
+    for fault in ('bad_signature', 'wrong_nonce'):
+        lab.set_fault('fullcmc', fault, count=1)
+        out = runner.call('pki.est.est_fullcmc', args)[0]
+        assert out['failed'] and out['error_kind'] == 'verification', (fault, out)
+        assert not (tmp_path / 'work' / 'host.crt').exists()
+
+
+def test_fullcmc_failure_in_an_http_error(runner, lab, tmp_path):
+    lab.set_config(fullcmc_fail_status=400)
+    test_fullcmc_failure_is_reported_with_fail_info(runner, lab, tmp_path)

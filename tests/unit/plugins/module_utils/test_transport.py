@@ -441,6 +441,18 @@ def test_server_text_not_for_binary_types():
     assert error.message == 'the server rejected the csrattrs request (HTTP 400)'
 
 
+@pytest.mark.parametrize('status, kind', [(400, 'bad_request'), (500, 'http')])
+def test_error_answer_is_kept_for_the_caller(status, kind):
+    # A CMC failure comes as 4xx/5xx with a PKIResponse body (RFC 7030 §4.3.2): the caller reads it.
+    ctype = {'Content-Type': 'application/pkcs7-mime; smime-type=CMC-response'}
+    est, _adapter = fake_transport(Answer(status, ctype, b'MIIBbase64'))
+    error = _raises(kind, est.post, 'fullcmc', b'\x30\x00', 'application/pkcs7-mime')
+    assert error.response.status == status
+    assert error.response.body == b'MIIBbase64'
+    assert error.response.content_type == ctype['Content-Type']
+    assert 'response' not in error.as_dict()
+
+
 def test_server_text_is_short_and_printable():
     est, _adapter = fake_transport(Answer(500, TEXT, b'\x1b[31mboom\x00\x07' + b'x' * 1000))
     error = _raises('http', est.get, 'cacerts')
