@@ -310,7 +310,7 @@ class Enrollment:
                 # The new key is on disk (0600) before the request leaves, so a pending answer keeps it.
                 self.files.write(paths['key'], private_key_pem(key), 0o600, secret=True)
         try:
-            certs, ca_certs = self._exchange(operation, csr_der(csr), key)
+            certs, ca_certs = self._exchange(operation, csr_der(csr), key, key.public_key())
         except ESTPending as exc:
             record = PendingState(operation, csr_pem(csr).decode('ascii'), new_key, created, exc.retry_after, attempts)
             self.files.write(paths['state'], record.to_json(), 0o600)
@@ -416,15 +416,34 @@ class Enrollment:
         parsed = self._counted(transport, fetch_csrattrs, transport)
         return to_csr_requirements(parsed) if parsed else {}
 
-    def _exchange(self, operation, der, key=None):
+    def _exchange(self, operation, der, key=None, public_key=None):
+        """Send the request; return its certificates and the CA certificates to verify them with."""
         from .cacerts import fetch_cacerts
         transport = self._transport(operation)
-        ca_certs = self._counted(transport, fetch_cacerts, transport)
         if operation == 'fullcmc':
+            ca_certs = self._counted(transport, fetch_cacerts, transport)
             return self._counted(transport, self._full_cmc, transport, der, key, ca_certs), ca_certs
         certs = self._counted(transport, request_certificate, transport, operation, der, self.options.wait_timeout,
                               self.sleep, self.clock)
-        return certs, ca_certs
+        return certs, self._ca_certs_for(transport, certs, public_key)
+
+    def _ca_certs_for(self, transport, certs, public_key):
+        """The CA certificates that verify the issued certificate.
+
+        The trust anchors in ``ca_path`` are the stored EST CA database (RFC 7030 §4.1.2 asks
+        clients to refresh it before it expires, not before every request): when the issued
+        certificate chains to them, no /cacerts request is needed. Otherwise, or without
+        ``ca_path``, the server's current /cacerts decides.
+        """
+        from .cacerts import fetch_cacerts
+        stored = _stored_anchors(self.connection.get('ca_path'))
+        issued = codecs.find_certificate_for_key(certs, public_key) if public_key is not None and stored else None
+        if issued is not None:
+            anchors = set(codecs.public_key_der(c.public_key()) for c in stored)
+            chain = build_chain(issued, stored + [c for c in certs if c is not issued])
+            if any(codecs.public_key_der(c.public_key()) in anchors for c in chain):
+                return stored
+        return self._counted(transport, fetch_cacerts, transport)
 
     def _full_cmc(self, transport, csr_der_bytes, key, ca_certs):
         """Full CMC (RFC 7030 §4.3): the CSR in a signed PKIData; the certificates of the PKIResponse."""
@@ -537,7 +556,6 @@ class Enrollment:
 
     def _run_server_keygen(self):
         """Server-side key generation (RFC 7030 §4.4): the server makes the key and returns it with the certificate."""
-        from .cacerts import fetch_cacerts
         from .csr import csr_der
         from .keys import generate_private_key
         from .serverkeygen import check_key_matches, parse_serverkeygen_response
@@ -551,7 +569,6 @@ class Enrollment:
         if decrypt_key is not None:
             der = self._ask_for_encrypted_key(der, throwaway, decrypt_key[0])
         transport = self._transport('serverkeygen')
-        ca_certs = self._counted(transport, fetch_cacerts, transport)
         try:
             response = self._counted(transport, post_with_polling, transport, 'serverkeygen', der, opts.wait_timeout,
                                      self.sleep, self.clock)
@@ -562,6 +579,7 @@ class Enrollment:
         parsed = parse_serverkeygen_response(response.content_type, response.body, decrypt_key)
         key = parsed['private_key']
         check_key_matches(key, parsed['certificates'])
+        ca_certs = self._ca_certs_for(transport, parsed['certificates'], key.public_key())
         cert, chain, warnings = select_and_verify(parsed['certificates'], key.public_key(), ca_certs, opts.wanted.sans,
                                                   opts.san_policy)
         self.warnings.extend(warnings)
@@ -603,7 +621,7 @@ class Enrollment:
     def _run_external(self):
         from .csr import csr_der
         opts = self.options
-        certs, ca_certs = self._exchange('simpleenroll', csr_der(opts.external_csr))
+        certs, ca_certs = self._exchange('simpleenroll', csr_der(opts.external_csr), None, opts.external_csr.public_key())
         cert, chain, warnings = select_and_verify(certs, opts.external_csr.public_key(), ca_certs, opts.wanted.sans, opts.san_policy)
         self.warnings.extend(warnings)
         if opts.cert_path:
@@ -623,6 +641,17 @@ class Enrollment:
             facts['subject_alt_name'] = extension_values(cert)['sans']
             result.update(facts)
         return result
+
+
+def _stored_anchors(path):
+    """The certificates in the trust anchor file ``path`` ([] when unset or unreadable)."""
+    if not path:
+        return []
+    from .fileio import read_bytes
+    try:
+        return codecs.load_pem_certs(read_bytes(path) or b'', 'trust anchors %s' % path)
+    except ESTError:
+        return []
 
 
 def _pkcs12(key, cert, chain, passphrase):

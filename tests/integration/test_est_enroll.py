@@ -20,8 +20,9 @@ def test_enroll_check_mode_then_idempotent(runner, lab, tmp_path):
     result = runner.run('est_enroll.yml', _vars(lab, tmp_path))
     assert result.rc == 0, str(result)
     ops = [r['op'] for r in lab.requests()]
-    # One enrollment: /cacerts then /simpleenroll; the idempotent runs reach no server.
-    assert ops == ['cacerts', 'simpleenroll'], ops
+    # One enrollment: the issued certificate chains to ca_path (the stored EST CA), so no /cacerts
+    # is needed; the idempotent runs reach no server.
+    assert ops == ['simpleenroll'], ops
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,7 +80,7 @@ def test_renewal_window_renew_then_rekey(runner, lab, tmp_path):
     # A window longer than the lifetime puts the certificate inside it: renew with the same key.
     out = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path, renew_before='400d'))[0]
     assert out['action'] == 'renewed' and out['operation'] == 'simplereenroll', out
-    assert _ops(lab) == ['cacerts', 'simplereenroll']
+    assert _ops(lab) == ['simplereenroll']
     assert [r['auth'] for r in lab.requests()][-1] == 'cert'
     key2, cert2, match = _pair(tmp_path)
     assert match and key2 == key1 and cert2 != cert1
@@ -263,3 +264,15 @@ def test_rejected_pending_request_is_discarded(runner, lab, tmp_path):
     assert not (tmp_path / 'work' / 'host.crt.pending.json').exists()
     out = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path))[0]
     assert out['pending'] or out['action'] == 'enrolled', out
+
+
+def test_issued_by_a_ca_outside_ca_path_is_checked_against_cacerts(runner, lab, tmp_path):
+    # The TLS certificate comes from the default CA (ca_path); the iot label's CA issues. /cacerts decides.
+    out = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path, ca_label='iot'))[0]
+    assert out['action'] == 'enrolled', out
+    assert _ops(lab) == ['simpleenroll', 'cacerts']
+    iot_ca = open(lab.label_ca_path('iot')).read().strip()
+    assert open(str(tmp_path / 'work' / 'chain.pem')).read().strip() == iot_ca
+    lab.set_fault('simpleenroll', 'other_ca', count=1)
+    out = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path, ca_label='iot', force=True, reenroll='never'))[0]
+    assert out['failed'] and out['error_kind'] == 'verification', out

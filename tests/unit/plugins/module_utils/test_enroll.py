@@ -386,10 +386,10 @@ def test_first_run_enrolls(paths, ca, pki):
     assert record['facts']['sha256_fingerprint'] == _pki.fingerprint(cert)
     assert 'PRIVATE' not in _read(paths.record).decode('utf-8')
     # What the server saw: cacerts first, then one request with what was wanted, without a client certificate.
-    assert ca.operations == ['cacerts', 'simpleenroll']
+    assert ca.operations == ['simpleenroll', 'cacerts']
     assert ca.connections == [CONNECTION]
     assert job.requests_made == 2
-    req = x509.load_der_x509_csr(ca.log[1][1])
+    req = x509.load_der_x509_csr(ca.log[0][1])
     assert public_key_der(req.public_key()) == public_key_der(key.public_key())
     assert name_pairs(req.subject) == [('2.5.4.10', 'Example'), ('2.5.4.3', 'dev.example')]
     assert extension_values(req) == {'sans': ['DNS:dev.example', 'IP:192.0.2.5'], 'key_usage': ['digital_signature', 'key_encipherment'],
@@ -401,7 +401,7 @@ def test_first_run_with_key_type_and_challenge_password(paths, ca):
     key, cert = _installed(paths)
     assert result['action'] == 'enrolled'
     assert key_type_of(key) == 'ed25519' and keys_match(key, cert)
-    req = x509.load_der_x509_csr(ca.log[1][1])
+    req = x509.load_der_x509_csr(ca.log[0][1])
     assert req.attributes.get_attribute_for_oid(x509.oid.AttributeOID.CHALLENGE_PASSWORD).value == b's3cret'
 
 
@@ -429,7 +429,7 @@ def test_second_run_without_record_checks_and_writes_it_again(paths, ca):
     result = job.run()
     assert (result['changed'], result['action'], result['sha256_fingerprint']) == (False, 'none', first['sha256_fingerprint'])
     assert os.path.exists(paths.record)
-    assert _job(paths, _no_transport).plan() == ('none', []) and ca.operations == ['cacerts', 'simpleenroll']
+    assert _job(paths, _no_transport).plan() == ('none', []) and ca.operations == ['simpleenroll', 'cacerts']
 
 
 def test_renewal_keeps_the_key(paths, ca):
@@ -447,10 +447,10 @@ def test_renewal_keeps_the_key(paths, ca):
     assert keys_match(key, cert)
     assert cert.serial_number != old_cert.serial_number
     assert result['sha256_fingerprint'] == _pki.fingerprint(cert)
-    assert ca.operations == ['cacerts', 'simpleenroll', 'cacerts', 'simplereenroll']
+    assert ca.operations == ['simpleenroll', 'cacerts', 'simplereenroll', 'cacerts']
     # Re-enrollment authenticates with the certificate being renewed, and asks for the same names.
     assert ca.connections[1] == dict(CONNECTION, client_cert_path=paths.cert, client_key_path=paths.key)
-    req = x509.load_der_x509_csr(ca.log[3][1])
+    req = x509.load_der_x509_csr(ca.log[2][1])
     assert req.subject == old_cert.subject
     assert extension_values(req)['sans'] == extension_values(old_cert)['sans']
     assert public_key_der(req.public_key()) == public_key_der(old_cert.public_key())
@@ -499,7 +499,7 @@ def test_pending_then_resume_with_the_same_request(paths, ca):
     parked_key = load_private_key(_read(paths.pending['key']))
     record = json.loads(_read(paths.pending['state']).decode('utf-8'))
     assert (record['operation'], record['new_key'], record['attempts'], record['retry_after']) == ('simpleenroll', True, 1, 60)
-    first_der = ca.log[1][1]
+    first_der = ca.log[0][1]
     assert record['csr'] == csr_pem(x509.load_der_x509_csr(first_der)).decode('ascii')
     assert result['pending_since'] == record['created']
 
@@ -508,7 +508,7 @@ def test_pending_then_resume_with_the_same_request(paths, ca):
     assert job.plan()[0] == 'resume'
     result = job.run()
     assert (result['action'], result['attempts'], result['pending_since']) == ('pending', 2, record['created'])
-    assert ca.log[3][1] == first_der
+    assert ca.log[1][1] == first_der
 
     # Issued: the parked key becomes the key, the pending files go away.
     ca.mode = 'issue'
@@ -517,7 +517,7 @@ def test_pending_then_resume_with_the_same_request(paths, ca):
     result = job.run()
     key, cert = _installed(paths)
     assert (result['action'], result['operation']) == ('enrolled', 'simpleenroll')
-    assert ca.log[5][1] == first_der
+    assert ca.log[2][1] == first_der
     assert public_key_der(key.public_key()) == public_key_der(parked_key.public_key())
     assert keys_match(key, cert)
     assert _mode(paths.key) == 0o600
@@ -551,8 +551,8 @@ def test_wait_timeout_polls_within_one_run(paths, ca):
     result = job.run()
     assert result['action'] == 'enrolled'
     assert clock.sleeps == [7]
-    assert ca.operations == ['cacerts', 'simpleenroll', 'simpleenroll']
-    assert ca.log[1][1] == ca.log[2][1]
+    assert ca.operations == ['simpleenroll', 'simpleenroll', 'cacerts']
+    assert ca.log[0][1] == ca.log[1][1]
     assert not os.path.exists(paths.pending['state']) and not os.path.exists(paths.pending['key'])
 
 
@@ -621,7 +621,7 @@ def test_external_csr_returns_certificate_pem(paths, ca, pki):
     assert public_key_der(certs[0].public_key()) == public_key_der(key.public_key())
     assert _fps(load_pem_certs(result['chain_pem'])) == _fps([pki.intermediate, pki.root])
     assert (result['action'], result['changed'], result['sha256_fingerprint']) == ('enrolled', True, _pki.fingerprint(certs[0]))
-    assert ca.log[1] == ('simpleenroll', csr_der(req))  # sent exactly as given
+    assert ca.log[0] == ('simpleenroll', csr_der(req))  # sent exactly as given
     assert paths.listing() == []
 
 
