@@ -106,13 +106,29 @@ def enrollment_module(extra_spec=None, subject=True, require_pair=True, **module
 
 def run_module(module, readable=(), wanted=None, **option_kwargs):
     """Check the input files, build the job's options, run it and exit the module."""
-    from .enroll import Options
     check_readable(module, 'ca_path', 'client_cert_path', 'client_key_path', *readable)
     try:
-        options = Options(**common_options(module, wanted=wanted, **option_kwargs))
+        kwargs = common_options(module, wanted=wanted, **option_kwargs)
     except ESTError as exc:
         fail(module, exc)
-    run_enrollment(module, options)
+    _exit_if_unchanged(module, kwargs)
+    from .enroll import Options
+    run_enrollment(module, Options(**kwargs))
+
+
+def _exit_if_unchanged(module, kwargs):
+    """The idempotent run: the decision record says nothing changed and nothing is due (see statecache).
+
+    Answered before the enrollment engine is even loaded, so the run costs little more than
+    Ansible's own start-up.
+    """
+    if kwargs.get('force') or kwargs.get('external_csr') is not None or not kwargs.get('cert_path'):
+        return
+    from .statecache import unchanged
+    facts = unchanged(kwargs['cert_path'], kwargs['key_path'], kwargs['chain_path'], kwargs['wanted'],
+                      (kwargs['fullchain_path'], kwargs['pkcs12_path']))
+    if facts is not None:
+        module.exit_json(changed=False, action='none', reasons=[], pending=False, requests_made=0, **facts)
 
 
 def octal_mode(module, value, name):

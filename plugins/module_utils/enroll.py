@@ -205,11 +205,11 @@ class Enrollment:
             return self.action, self.reasons
         if not opts.force:
             from . import statecache
-            self.cached_facts = statecache.lookup(opts.cert_path, opts.key_path, opts.chain_path, opts.wanted)
-            if self.cached_facts is not None and not self._missing_outputs():
+            self.cached_facts = statecache.unchanged(opts.cert_path, opts.key_path, opts.chain_path, opts.wanted,
+                                                     (opts.fullchain_path, opts.pkcs12_path))
+            if self.cached_facts is not None:
                 self.action, self.reasons = 'none', []
                 return self.action, self.reasons
-            self.cached_facts = None
         self.state = hoststate.inspect(opts.cert_path, opts.key_path, opts.chain_path)
         self.action, self.reasons = hoststate.decide(self.state, opts.wanted, force=opts.force, reenroll=opts.reenroll,
                                                      invalid_certificate=opts.invalid_certificate)

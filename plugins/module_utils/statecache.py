@@ -78,6 +78,13 @@ def lookup(cert_path, key_path, chain_path, wanted, now=None):
     return facts
 
 
+def unchanged(cert_path, key_path, chain_path, wanted, outputs=()):
+    """:func:`lookup`, and the other ``outputs`` (full chain, PKCS#12 files) still exist."""
+    if any(path and not os.path.exists(path) for path in outputs):
+        return None
+    return lookup(cert_path, key_path, chain_path, wanted)
+
+
 def record(cert_path, key_path, chain_path, wanted, facts, renew_at):
     """The record's JSON text for the files as they are now."""
     return json.dumps({'snapshot': snapshot(cert_path, key_path, chain_path, wanted), 'facts': facts,
