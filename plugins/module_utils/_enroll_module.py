@@ -16,7 +16,7 @@ from ansible.module_utils.basic import AnsibleModule
 from .errors import ESTError
 from ._module import (
     CONNECTION_REQUIRED_BY, CONNECTION_REQUIRED_TOGETHER, FileWriter, check_readable, connection_argument_spec,
-    connection_kwargs, fail, require_libraries,
+    connection_kwargs, fail, require_libraries, unexpected,
 )
 from .keys import KEY_TYPES
 
@@ -185,6 +185,8 @@ def run_enrollment(module, options):
             result = job.run()
     except ESTError as exc:
         fail(module, exc, changed=writer.changed, requests_made=job.requests_made)
+    except (OSError, ValueError, TypeError) as exc:  # a host or library condition the engine did not foresee
+        unexpected(module, exc, changed=writer.changed, requests_made=job.requests_made)
     for warning in job.warnings:
         module.warn(warning)
     result['requests_made'] = job.requests_made

@@ -91,6 +91,13 @@ def fail(module, error, **result):
     module.fail_json(msg=error.message, **result)
 
 
+def unexpected(module, exc, **result):
+    """``fail_json`` for an error outside the taxonomy: a clear one-line message; the traceback only with -vvv."""
+    import traceback
+    module.fail_json(msg='unexpected %s: %s' % (type(exc).__name__, exc), error_kind='internal',
+                     exception=traceback.format_exc(), **result)
+
+
 class FileWriter:
     """Writes a module's output files: atomically, honouring check mode, diff and backup."""
 
@@ -172,4 +179,5 @@ class FileWriter:
 
 
 __all__ = ['CONNECTION_ARGUMENT_SPEC', 'CONNECTION_REQUIRED_TOGETHER', 'CONNECTION_REQUIRED_BY', 'ESTError',
-           'FileWriter', 'check_readable', 'connection_argument_spec', 'connection_kwargs', 'fail', 'require_libraries']
+           'FileWriter', 'check_readable', 'connection_argument_spec', 'connection_kwargs', 'fail', 'require_libraries',
+           'unexpected']

@@ -28,6 +28,7 @@ ERROR_KINDS = (
     'key_store',                # a private key could not be read, written or used
     'host_state',               # files on the host are inconsistent or unreadable
     'verification',             # an issued certificate failed our checks
+    # (modules also report 'internal' for a failure outside this list, with the traceback only at -vvv)
 )
 
 

@@ -173,7 +173,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pki.est.plugins.module_utils._module import (
     CONNECTION_REQUIRED_BY, CONNECTION_REQUIRED_TOGETHER, FileWriter, check_readable, connection_argument_spec,
-    connection_kwargs, fail, require_libraries,
+    connection_kwargs, fail, require_libraries, unexpected,
 )
 from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
 
@@ -201,6 +201,8 @@ def main():
         result = cacerts.get_cacerts(connection_kwargs(params), params['expected_fingerprint'])
     except ESTError as exc:
         fail(module, exc)
+    except (OSError, ValueError, TypeError) as exc:
+        unexpected(module, exc)
 
     roles = classify_ca_certs(result.certs)
     certificates = []

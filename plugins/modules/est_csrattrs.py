@@ -92,7 +92,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pki.est.plugins.module_utils._module import (
     CONNECTION_REQUIRED_BY, CONNECTION_REQUIRED_TOGETHER, check_readable, connection_argument_spec, connection_kwargs,
-    fail, require_libraries,
+    fail, require_libraries, unexpected,
 )
 from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
 
@@ -114,6 +114,8 @@ def main():
         requirements = to_csr_requirements(parsed or [])
     except ESTError as exc:
         fail(module, exc)
+    except (OSError, ValueError, TypeError) as exc:
+        unexpected(module, exc)
     module.exit_json(changed=False, supported=parsed is not None, attributes=parsed or [],
                      oids=[item['oid'] for item in parsed or []], requirements=requirements)
 
