@@ -23,7 +23,7 @@ export ANSIBLE_LOCALHOST_WARNING := false
 export ANSIBLE_INVENTORY_UNPARSED_WARNING := false
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help demo demo-stop test test-sanity test-units test-lab test-integration lint venv system-deps collection clean
+.PHONY: help demo demo-stop test test-sanity test-units test-lab test-integration test-molecule lint venv system-deps collection clean
 
 help:
 	@echo "make demo   - start the lab EST server on 127.0.0.1:8443 and run playbooks/enroll.yml against this host"
@@ -57,7 +57,7 @@ demo: venv collection
 demo-stop: venv collection
 	$(BIN)/ansible-playbook -i demo/inventory.yml playbooks/lab_server.yml -e est_lab_server_state=stopped
 
-test: venv system-deps collection test-units test-lab test-integration test-sanity lint
+test: venv system-deps collection test-units test-lab test-integration test-molecule test-sanity lint
 	@echo "make test: all suites passed"
 
 test-units: venv
@@ -68,6 +68,10 @@ test-lab: venv
 
 test-integration: venv collection
 	$(PY) -m pytest $(PYTEST_FLAGS) -n 2 tests/integration
+
+# The roles together on this host (extensions/molecule/default): converge, idempotence, verify.
+test-molecule: venv collection
+	molecule test
 
 # ansible-test wants the collection under .../ansible_collections/pki/est inside a git work tree.
 test-sanity: venv
