@@ -35,11 +35,10 @@ __metaclass__ = type
 import hashlib
 import os
 
+from ._asn1 import decode_all, require_pyasn1, short_reason as _short
 from .errors import ESTError
 
 try:  # Shipped to hosts that may lack pyasn1; the public functions report it as an ESTError.
-    from pyasn1.codec.ber import decoder as _ber_decoder
-    from pyasn1.codec.der import decoder as _der_decoder
     from pyasn1.codec.der import encoder as _der_encoder
     from pyasn1.type import char, namedtype, univ
     from pyasn1_modules import rfc4055, rfc5280, rfc5652, rfc6402
@@ -131,24 +130,12 @@ if HAS_PYASN1:
         )
 
 
-def _short(exc):
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-    return text if len(text) <= 160 else text[:160] + '...'
-
-
 def _require_pyasn1():
-    if not HAS_PYASN1:
-        raise ESTError('invalid_input', 'full CMC needs the Python libraries pyasn1 and pyasn1-modules: %s' % (PYASN1_IMPORT_ERROR,))
+    require_pyasn1(HAS_PYASN1, PYASN1_IMPORT_ERROR, 'full CMC')
 
 
 def _decode(data, spec, what, der=False):
-    try:
-        value, rest = (_der_decoder if der else _ber_decoder).decode(bytes(data), asn1Spec=spec)
-    except Exception as exc:  # pylint: disable=broad-except
-        raise ESTError('bad_response', 'the %s is not valid ASN.1: %s' % (what, _short(exc)))
-    if rest:
-        raise ESTError('bad_response', 'the %s has %d bytes of trailing data' % (what, len(rest)))
-    return value
+    return decode_all(data, spec, what, der)
 
 
 def _hash(name):

@@ -58,10 +58,10 @@ __metaclass__ = type
 import binascii
 import ipaddress
 
+from ._asn1 import decode_all, require_pyasn1, short_reason as _short
 from .errors import ESTError
 
 try:  # Shipped to hosts that may lack pyasn1; the public functions report it as an ESTError.
-    from pyasn1.codec.ber import decoder as _ber_decoder
     from pyasn1.type import char, constraint, namedtype, namedval, tag, univ
     from pyasn1_modules import rfc3279, rfc5280, rfc5652, rfc7030
     HAS_PYASN1 = True
@@ -287,28 +287,12 @@ def oid_name(oid):
 
 
 def _require_pyasn1():
-    if not HAS_PYASN1:
-        raise ESTError('invalid_input', 'parsing CSR attributes needs the Python libraries pyasn1 and pyasn1-modules: %s'
-                       % (PYASN1_IMPORT_ERROR,))
+    require_pyasn1(HAS_PYASN1, PYASN1_IMPORT_ERROR, 'parsing CSR attributes')
 
 
 def _decode(data, spec=None, what='value'):
     """BER-decode ``data`` completely; anything odd becomes ``ESTError('bad_response')``."""
-    try:
-        if spec is None:
-            value, rest = _ber_decoder.decode(data)
-        else:
-            value, rest = _ber_decoder.decode(data, asn1Spec=spec)
-    except Exception as exc:  # pyasn1 raises PyAsn1Error and, on hostile input, a few others
-        raise ESTError('bad_response', 'the %s is not valid ASN.1: %s' % (what, _short(exc)))
-    if rest:
-        raise ESTError('bad_response', 'the %s has %d bytes of trailing data' % (what, len(rest)))
-    return value
-
-
-def _short(exc):
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-    return text if len(text) <= 160 else text[:160] + '...'
+    return decode_all(data, spec, what)
 
 
 def _hex(data):

@@ -33,10 +33,10 @@ import email.parser
 import email.policy
 
 from .codecs import PKCS7_MEDIA_TYPES, decode_body, find_certificate_for_key, load_certs_only, parse_media_type
+from ._asn1 import decode_all, require_pyasn1, short_reason as _short
 from .errors import ESTError
 
 try:  # Shipped to hosts that may lack pyasn1; the public functions report it as an ESTError.
-    from pyasn1.codec.ber import decoder as _ber_decoder
     from pyasn1.codec.der import encoder as _der_encoder
     from pyasn1.type import univ
     from pyasn1_modules import rfc5280, rfc5652, rfc5958
@@ -67,26 +67,16 @@ DEFAULT_SMIME_CAPABILITIES = (
 _MAX_NESTING = 4
 
 
-def _short(exc):
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-    return text if len(text) <= 160 else text[:160] + '...'
-
-
 def _require_pyasn1():
-    if not HAS_PYASN1:
-        raise ESTError('invalid_input', 'server-side key generation needs the Python libraries pyasn1 and pyasn1-modules: %s'
-                       % (PYASN1_IMPORT_ERROR,))
+    require_pyasn1(HAS_PYASN1, PYASN1_IMPORT_ERROR, 'server-side key generation')
 
 
 def _decode(data, spec):
     """BER-decode all of ``data`` against ``spec``; None when it does not fit."""
     try:
-        value, rest = _ber_decoder.decode(data, asn1Spec=spec)
-    except Exception:  # pylint: disable=broad-except
+        return decode_all(data, spec)
+    except ESTError:
         return None
-    if rest:
-        return None
-    return value
 
 
 # ---- attributes for the CSR builder ---------------------------------------------------------

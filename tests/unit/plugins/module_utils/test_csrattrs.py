@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from ansible_collections.pki.est.plugins.module_utils import codecs, csrattrs
 from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
+from ansible_collections.pki.est.tests.unit.plugins.module_utils._fuzz import MUTATIONS, mutate
 
 FIXTURES = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'csrattrs')
 
@@ -374,21 +375,6 @@ def test_random_bytes_only_raise_esterror(data):
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(VALID), st.lists(st.tuples(st.integers(min_value=0, max_value=10 ** 6), st.integers(0, 255),
-                                                  st.sampled_from(['flip', 'insert', 'delete', 'truncate'])),
-                                        min_size=1, max_size=4))
+@given(st.sampled_from(VALID), MUTATIONS)
 def test_mutated_messages_only_raise_esterror(valid, mutations):
-    data = bytearray(valid)
-    for position, byte, action in mutations:
-        if not data:
-            break
-        index = position % len(data)
-        if action == 'flip':
-            data[index] ^= byte or 1
-        elif action == 'insert':
-            data.insert(index, byte)
-        elif action == 'delete':
-            del data[index]
-        else:
-            del data[index:]
-    _check(bytes(data))
+    _check(mutate(valid, mutations))
