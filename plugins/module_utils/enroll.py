@@ -144,7 +144,7 @@ class Options:
                  san_policy='fail', wait_timeout=0, key_mode=0o600, cert_mode=None, challenge_password=None,
                  external_csr=None, renew_only=False, csr_attributes='ignore', server_keygen=False,
                  decrypt_cert_path=None, decrypt_key_path=None, pkcs12_path=None, pkcs12_passphrase=None,
-                 fullcmc=False, ra_cert_path=None, ra_key_path=None, identification=None):
+                 fullcmc=False, ra_cert_path=None, ra_key_path=None, identification=None, extra_csrs=()):
         from .hoststate import Wanted
         self.cert_path = cert_path
         self.key_path = key_path
@@ -173,6 +173,7 @@ class Options:
         self.ra_cert_path = ra_cert_path
         self.ra_key_path = ra_key_path
         self.identification = identification
+        self.extra_csrs = list(extra_csrs)
 
 
 class Enrollment:
@@ -193,6 +194,7 @@ class Enrollment:
         self.requests_made = 0
         self.cached_facts = None
         self._transports = {}
+        self.extra_certificates = []
 
     # -- planning (no network) -------------------------------------------------------------
     def plan(self):
@@ -338,6 +340,8 @@ class Enrollment:
             action = 'rekeyed' if new_key else 'renewed'
         result = self._result(True, action, cert)
         result['operation'] = operation
+        if opts.extra_csrs:
+            result['extra_certificates'] = self.extra_certificates
         return result
 
     def _current_pair_valid(self):
@@ -456,7 +460,9 @@ class Enrollment:
             from .keys import load_private_key
             signer_cert = load_pem_certs(read_bytes(opts.ra_cert_path) or b'', 'RA certificate %s' % opts.ra_cert_path)[0]
             signer = load_private_key(read_bytes(opts.ra_key_path) or b'', 'the RA key %s' % opts.ra_key_path)
-        request = cmc.build_full_pki_request_info([csr_der_bytes], signer, signer_cert, identification=opts.identification)
+        from .csr import csr_der
+        extra = [csr_der(c) for c in opts.extra_csrs]
+        request = cmc.build_full_pki_request_info([csr_der_bytes] + extra, signer, signer_cert, identification=opts.identification)
         wrapped = _Reposted(transport, cmc.CMC_REQUEST_CONTENT_TYPE)
         try:
             response = post_with_polling(wrapped, 'fullcmc', request['der'], opts.wait_timeout, self.sleep, self.clock)
@@ -485,6 +491,10 @@ class Enrollment:
                            details={'cmc_status': status, 'cmc_fail_info': answer.get('fail_info')})
         if not answer['certificates']:
             raise ESTError('bad_response', 'the CMC response reports success but holds no certificate')
+        # Further requests of the same PKIData: their certificates are returned, found by key, not installed.
+        for other in opts.extra_csrs:
+            issued = codecs.find_certificate_for_key(answer['certificates'], other.public_key())
+            self.extra_certificates.append(codecs.certs_to_pem([issued]) if issued is not None else None)
         return answer['certificates']
 
     def _drop_rejected_pending(self, paths, exc):

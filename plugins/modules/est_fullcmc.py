@@ -73,6 +73,13 @@ options:
     description:
       - Text for the id-cmc-identification control.
     type: str
+  extra_csrs:
+    description:
+      - Further PKCS#10 requests (PEM text, made elsewhere) to send in the same PKIData, after the host's own.
+      - Their certificates are returned in RV(extra_certificates), not installed. A CMC request with several
+        requests is all-or-nothing here - any failure fails the task.
+    type: list
+    elements: str
 notes:
   - O(path) and O(private_key_path) are required.
   - Polling within a run (O(wait_timeout)) applies to HTTP 202 answers; a CMC pending status is returned as
@@ -177,6 +184,11 @@ error_kind:
   description: Class of failure (C(tls), C(auth_required), C(pending), C(verification), C(key_store), ...).
   returned: failure
   type: str
+extra_certificates:
+  description: The certificates issued for O(extra_csrs), in their order (PEM; null when the answer holds none for a request).
+  returned: when O(extra_csrs) is set and a certificate was issued
+  type: list
+  elements: str
 cmc_status:
   description: CMC status of a failed request (C(failed), C(partial), C(no_support), ...).
   returned: when the server answered with a CMC failure
@@ -188,6 +200,9 @@ cmc_fail_info:
 """
 
 from ansible_collections.pki.est.plugins.module_utils._enroll_module import enrollment_module, run_module
+from ansible_collections.pki.est.plugins.module_utils._module import fail
+from ansible_collections.pki.est.plugins.module_utils.csr import load_csr
+from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
 
 
 def main():
@@ -196,12 +211,17 @@ def main():
             ra_cert_path=dict(type='path'),
             ra_key_path=dict(type='path', no_log=False),
             identification=dict(type='str'),
+            extra_csrs=dict(type='list', elements='str'),
         ),
         required_together=[('ra_cert_path', 'ra_key_path')],
     )
     params = module.params
+    try:
+        extra = [load_csr(text, 'extra_csrs[%d]' % index) for index, text in enumerate(params['extra_csrs'] or [])]
+    except ESTError as exc:
+        fail(module, exc)
     run_module(module, ('ra_cert_path', 'ra_key_path'), reenroll='never', fullcmc=True, ra_cert_path=params['ra_cert_path'],
-               ra_key_path=params['ra_key_path'], identification=params['identification'])
+               ra_key_path=params['ra_key_path'], identification=params['identification'], extra_csrs=extra)
 
 
 if __name__ == '__main__':

@@ -123,3 +123,15 @@ def test_password_never_printed(runner, lab, tmp_path):
     result = runner.run('est_cacerts_fail.yml', dict(extra, est_args=est_args), verbosity=3)
     assert result.rc == 0, str(result)
     assert 's3cret-Pa55' not in result.output
+
+
+def test_rollover_certificates_are_reported(runner, lab, tmp_path):
+    lab.set_config(rollover=True)
+    dest = tmp_path / 'work' / 'ca.pem'
+    out, _run = _fail_run(runner, lab, tmp_path, expected_fingerprint=lab.ca_fingerprint, dest=str(dest))
+    assert not out.get('failed'), out
+    roles = sorted(c['role'] for c in out['certificates'])
+    assert roles == ['rollover_new_with_new', 'rollover_new_with_old', 'rollover_old_with_new', 'root'], out['certificates']
+    assert out['rollover'] and out['root_fingerprint'] == lab.ca_fingerprint
+    assert out['dropped'] == []
+    assert dest.read_text().count('BEGIN CERTIFICATE') == 4

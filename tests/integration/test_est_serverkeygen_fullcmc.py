@@ -186,3 +186,27 @@ def test_fullcmc_bad_response_signature_or_nonce(runner, lab, tmp_path):
 def test_fullcmc_failure_in_an_http_error(runner, lab, tmp_path):
     lab.set_config(fullcmc_fail_status=400)
     test_fullcmc_failure_is_reported_with_fail_info(runner, lab, tmp_path)
+
+
+def test_fullcmc_several_requests_in_one_pkidata(runner, lab, tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    others = []
+    for name in ('extra-1.example.test', 'extra-2.example.test'):
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = x509.CertificateSigningRequestBuilder().subject_name(
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])).sign(key, hashes.SHA256())
+        others.append((key, csr.public_bytes(serialization.Encoding.PEM).decode()))
+    ra = _files(tmp_path, 'ra')
+    assert runner.call('pki.est.est_enroll', dict(_conn(lab), common_name='RA 2', **ra))[0]['action'] == 'enrolled'
+    args = dict(url=lab.url, ca_path=lab.ca_path, client_cert_path=ra['path'], client_key_path=ra['private_key_path'],
+                ra_cert_path=ra['path'], ra_key_path=ra['private_key_path'], common_name='main.example.test',
+                extra_csrs=[pair[1] for pair in others], **_files(tmp_path))
+    out = runner.call('pki.est.est_fullcmc', args)[0]
+    assert out['action'] == 'enrolled' and len(out['extra_certificates']) == 2, out
+    for pair, cert_pem in zip(others, out["extra_certificates"]):
+        cert = x509.load_pem_x509_certificate(cert_pem.encode())
+        assert cert.public_key().public_numbers() == pair[0].public_key().public_numbers()
+    assert _load_pair(args)[2]
