@@ -41,3 +41,16 @@ def test_enroll_playbook_refuses_without_fingerprint(runner, lab, tmp_path):
     assert result.rc != 0
     assert 'est_trust_expected_fingerprint' in result.stdout
     assert lab.requests() == []
+
+
+def test_ansible_doc_renders_every_module_and_role(runner):
+    import subprocess
+    import sys
+    ansible_doc = os.path.join(os.path.dirname(sys.executable), 'ansible-doc')
+    plugins = [('module', 'pki.est.' + name) for name in ('est_cacerts', 'est_csrattrs', 'est_enroll', 'est_reenroll',
+                                                          'est_serverkeygen', 'est_fullcmc')]
+    plugins += [('role', 'pki.est.' + name) for name in ('est_trust', 'est_enroll', 'est_lab_server')]
+    for kind, name in plugins:
+        proc = subprocess.run([ansible_doc, '-t', kind, name], env=runner.env(), capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, (name, proc.stderr)
+        assert 'OPTIONS' in proc.stdout or 'ENTRY POINT' in proc.stdout, (name, proc.stdout[:500])
