@@ -789,3 +789,46 @@ def _parse_response(der, request_transaction_id, sender_nonce, verify_signer):
             valid = valid and result['signer_trusted']
         result['signature_valid'] = valid
     return result
+
+
+# ---- one exchange ---------------------------------------------------------------------------
+
+def exchange_full_pki_request(csrs_der, signer_key, signer_cert, ca_certs, post, identification=None):
+    """Send one Full PKI Request and return the certificates of a successful answer (RFC 7030 §4.3).
+
+    ``post(der)`` sends the request and returns the transport's answer (it may raise
+    :class:`~.errors.ESTPending` for HTTP 202). A failure answered as 4xx/5xx with a CMC body
+    (§4.3.2) is read like a 200. The answer must verify against ``ca_certs`` when it is signed
+    and echo the transactionId and nonce; a CMC failure raises ``ESTError('bad_request')`` with
+    ``cmc_status`` and ``cmc_fail_info`` in its details, a CMC pending status ``ESTPending``.
+    """
+    from . import codecs
+    from .errors import ESTPending
+    request = build_full_pki_request_info(csrs_der, signer_key, signer_cert, identification=identification)
+    try:
+        response = post(request['der'])
+    except ESTError as exc:
+        answer = exc.response
+        if answer is None or not answer.body or not codecs.media_type_is(answer.content_type, codecs.PKCS7_MEDIA_TYPES):
+            raise
+        response = answer
+    if not codecs.media_type_is(response.content_type, codecs.PKCS7_MEDIA_TYPES):
+        raise ESTError('unexpected_content_type', 'the fullcmc answer has Content-Type %r, expected application/pkcs7-mime'
+                       % response.content_type)
+    answer = parse_pki_response(codecs.decode_body(response.body, 'fullcmc'), request['transaction_id'],
+                                request['sender_nonce'], verify_signer=ca_certs)
+    if answer['signed'] and not answer['signature_valid']:
+        raise ESTError('verification', 'the signature of the CMC response does not verify against the CA certificates')
+    if answer['transaction_id_ok'] is False or answer['recipient_nonce_ok'] is False:
+        raise ESTError('verification', 'the CMC response does not answer this request (transactionId or nonce differ)')
+    status = answer['status']
+    if status == 'pending':
+        raise ESTPending('the server holds the CMC request for approval%s'
+                         % (' until %s' % answer['pending_time'] if answer.get('pending_time') else ''))
+    if status != 'success':
+        detail = ', '.join(x for x in (answer.get('fail_info'), answer.get('status_string')) if x)
+        raise ESTError('bad_request', 'the CMC request was answered %s%s' % (status, ' (%s)' % detail if detail else ''),
+                       details={'cmc_status': status, 'cmc_fail_info': answer.get('fail_info')})
+    if not answer['certificates']:
+        raise ESTError('bad_response', 'the CMC response reports success but holds no certificate')
+    return answer['certificates']

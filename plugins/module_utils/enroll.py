@@ -462,40 +462,18 @@ class Enrollment:
             signer = load_private_key(read_bytes(opts.ra_key_path) or b'', 'the RA key %s' % opts.ra_key_path)
         from .csr import csr_der
         extra = [csr_der(c) for c in opts.extra_csrs]
-        request = cmc.build_full_pki_request_info([csr_der_bytes] + extra, signer, signer_cert, identification=opts.identification)
-        wrapped = _Reposted(transport, cmc.CMC_REQUEST_CONTENT_TYPE)
-        try:
-            response = post_with_polling(wrapped, 'fullcmc', request['der'], opts.wait_timeout, self.sleep, self.clock)
-        except ESTError as exc:
-            # RFC 7030 §4.3.2: a failure may come as 4xx/5xx with a CMC PKIResponse that says why.
-            answer = exc.response
-            if answer is None or not answer.body or not codecs.media_type_is(answer.content_type, codecs.PKCS7_MEDIA_TYPES):
-                raise
-            response = answer
-        if not codecs.media_type_is(response.content_type, codecs.PKCS7_MEDIA_TYPES):
-            raise ESTError('unexpected_content_type', 'the fullcmc answer has Content-Type %r, expected application/pkcs7-mime'
-                           % response.content_type)
-        answer = cmc.parse_pki_response(codecs.decode_body(response.body, 'fullcmc'), request['transaction_id'],
-                                        request['sender_nonce'], verify_signer=ca_certs)
-        if answer['signed'] and not answer['signature_valid']:
-            raise ESTError('verification', 'the signature of the CMC response does not verify against the CA certificates')
-        if answer['transaction_id_ok'] is False or answer['recipient_nonce_ok'] is False:
-            raise ESTError('verification', 'the CMC response does not answer this request (transactionId or nonce differ)')
-        status = answer['status']
-        if status == 'pending':
-            raise ESTPending('the server holds the CMC request for approval%s'
-                             % (' until %s' % answer['pending_time'] if answer.get('pending_time') else ''))
-        if status != 'success':
-            detail = ', '.join(x for x in (answer.get('fail_info'), answer.get('status_string')) if x)
-            raise ESTError('bad_request', 'the CMC request was answered %s%s' % (status, ' (%s)' % detail if detail else ''),
-                           details={'cmc_status': status, 'cmc_fail_info': answer.get('fail_info')})
-        if not answer['certificates']:
-            raise ESTError('bad_response', 'the CMC response reports success but holds no certificate')
+        reposted = _Reposted(transport, cmc.CMC_REQUEST_CONTENT_TYPE)
+
+        def post(der):
+            return post_with_polling(reposted, 'fullcmc', der, opts.wait_timeout, self.sleep, self.clock)
+
+        certificates = cmc.exchange_full_pki_request([csr_der_bytes] + extra, signer, signer_cert, ca_certs, post,
+                                                     identification=opts.identification)
         # Further requests of the same PKIData: their certificates are returned, found by key, not installed.
         for other in opts.extra_csrs:
-            issued = codecs.find_certificate_for_key(answer['certificates'], other.public_key())
+            issued = codecs.find_certificate_for_key(certificates, other.public_key())
             self.extra_certificates.append(codecs.certs_to_pem([issued]) if issued is not None else None)
-        return answer['certificates']
+        return certificates
 
     def _drop_rejected_pending(self, paths, exc):
         """A pending request the server has now refused for good is forgotten, so the next run starts over.
@@ -568,16 +546,17 @@ class Enrollment:
         """Server-side key generation (RFC 7030 §4.4): the server makes the key and returns it with the certificate."""
         from .csr import csr_der
         from .keys import generate_private_key
-        from .serverkeygen import check_key_matches, parse_serverkeygen_response
+        from .serverkeygen import ask_for_encrypted_key, check_key_matches, load_decrypt_key, parse_serverkeygen_response
         opts, state = self.options, self.state
         previous = state.cert if (state.cert is not None and state.key is not None and self._current_pair_valid()) else None
         requirements = self._csr_requirements('serverkeygen', previous)
         # The server ignores the CSR's key and signature (§4.4.1); a throwaway key of the wanted type signs it.
         throwaway = generate_private_key(self._new_key_type(requirements))
         der = csr_der(self._build_csr(throwaway, 'serverkeygen', previous, requirements))
-        decrypt_key = self._decrypt_key()
-        if decrypt_key is not None:
-            der = self._ask_for_encrypted_key(der, throwaway, decrypt_key[0])
+        decrypt_key = None
+        if opts.decrypt_cert_path:
+            decrypt_key = load_decrypt_key(opts.decrypt_cert_path, opts.decrypt_key_path)
+            der = ask_for_encrypted_key(der, throwaway, decrypt_key[0])
         transport = self._transport('serverkeygen')
         try:
             response = self._counted(transport, post_with_polling, transport, 'serverkeygen', der, opts.wait_timeout,
@@ -598,35 +577,6 @@ class Enrollment:
         result = self._result(True, 'enrolled' if previous is None else 'rekeyed', cert)
         result.update(operation='serverkeygen', key_encrypted=parsed['encrypted'])
         return result
-
-    def _decrypt_key(self):
-        """``(certificate, private key)`` to decrypt an encrypted server-generated key, or None."""
-        opts = self.options
-        if not opts.decrypt_cert_path:
-            return None
-        from .codecs import load_pem_certs
-        from .fileio import read_bytes
-        from .keys import load_private_key
-        cert_data = read_bytes(opts.decrypt_cert_path)
-        key_data = read_bytes(opts.decrypt_key_path or opts.decrypt_cert_path)
-        if cert_data is None or key_data is None:
-            raise ESTError('invalid_input', 'the decryption certificate or key is missing (%s, %s)'
-                           % (opts.decrypt_cert_path, opts.decrypt_key_path))
-        cert = load_pem_certs(cert_data, 'decryption certificate %s' % opts.decrypt_cert_path)[0]
-        key = load_private_key(key_data, 'the decryption key %s' % (opts.decrypt_key_path or opts.decrypt_cert_path))
-        return cert, key
-
-    @staticmethod
-    def _ask_for_encrypted_key(der, signer, decrypt_cert):
-        """Add AsymmetricDecryptKeyIdentifier and SMIMECapabilities (RFC 7030 §4.4.1.2) to the request."""
-        from cryptography import x509
-        from .csr_asn1 import rebuild_csr
-        from .serverkeygen import asymmetric_decrypt_key_id_attribute, smime_capabilities_attribute
-        try:
-            key_id = decrypt_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-        except x509.ExtensionNotFound:
-            key_id = x509.SubjectKeyIdentifier.from_public_key(decrypt_cert.public_key()).digest
-        return rebuild_csr(der, signer, [asymmetric_decrypt_key_id_attribute(key_id), smime_capabilities_attribute()])
 
     def _run_external(self):
         from .csr import csr_der

@@ -355,3 +355,28 @@ def check_key_matches(private_key, certificates):
         raise ESTError('verification', 'none of the %d certificates returned by serverkeygen is for the returned private key'
                        % len(certificates or []))
     return cert
+
+
+def load_decrypt_key(cert_path, key_path=None):
+    """``(certificate, private key)`` from PEM files, to decrypt an encrypted server-generated key."""
+    from .codecs import load_pem_certs
+    from .fileio import read_bytes
+    from .keys import load_private_key
+    cert_data = read_bytes(cert_path)
+    key_data = read_bytes(key_path or cert_path)
+    if cert_data is None or key_data is None:
+        raise ESTError('invalid_input', 'the decryption certificate or key is missing (%s, %s)' % (cert_path, key_path))
+    cert = load_pem_certs(cert_data, 'decryption certificate %s' % cert_path)[0]
+    return cert, load_private_key(key_data, 'the decryption key %s' % (key_path or cert_path))
+
+
+def ask_for_encrypted_key(csr_der, signer, decrypt_cert):
+    """``csr_der`` with AsymmetricDecryptKeyIdentifier (the recipient's subject key identifier) and
+    SMIMECapabilities added (RFC 7030 §4.4.1.2), re-signed by ``signer``."""
+    from cryptography import x509
+    from .csr_asn1 import rebuild_csr
+    try:
+        key_id = decrypt_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        key_id = x509.SubjectKeyIdentifier.from_public_key(decrypt_cert.public_key()).digest
+    return rebuild_csr(csr_der, signer, [asymmetric_decrypt_key_id_attribute(key_id), smime_capabilities_attribute()])
