@@ -8,7 +8,6 @@ __metaclass__ = type
 
 import datetime
 import hashlib
-import os
 
 import pytest
 from cryptography import x509
@@ -26,30 +25,19 @@ from pyasn1_modules import rfc5652, rfc6402
 from ansible_collections.pki.est.plugins.module_utils import cmc
 from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
 from ansible_collections.pki.est.tests.unit.plugins.module_utils import _pki
+from ansible_collections.pki.est.tests.unit.plugins.module_utils._der import read_fixture, tlv
 from ansible_collections.pki.est.tests.unit.plugins.module_utils._fuzz import MUTATIONS, mutate
 
-FIXTURES = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'cmc')
 
 OID_SHA256 = '2.16.840.1.101.3.4.2.1'
 OID_ECDSA_SHA256 = '1.2.840.10045.4.3.2'
 
 
 def fixture(name):
-    with open(os.path.join(FIXTURES, name), 'rb') as handle:
-        return handle.read()
+    return read_fixture('cmc', name)
 
 
 # ---- a small independent DER writer for building responses ----------------------------------
-
-def tlv(tag, content):
-    size = len(content)
-    if size < 0x80:
-        length = bytes([size])
-    else:
-        raw = size.to_bytes((size.bit_length() + 7) // 8, 'big')
-        length = bytes([0x80 | len(raw)]) + raw
-    return bytes([tag]) + length + content
-
 
 def oid(dotted):
     return der_encoder.encode(univ.ObjectIdentifier(dotted))

@@ -7,7 +7,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
-import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,27 +14,16 @@ from hypothesis import strategies as st
 
 from ansible_collections.pki.est.plugins.module_utils import codecs, csrattrs
 from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
+from ansible_collections.pki.est.tests.unit.plugins.module_utils._der import read_fixture, tlv
 from ansible_collections.pki.est.tests.unit.plugins.module_utils._fuzz import MUTATIONS, mutate
 
-FIXTURES = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'csrattrs')
 
 
 def fixture(name):
-    with open(os.path.join(FIXTURES, name), 'rb') as handle:
-        return handle.read()
+    return read_fixture('csrattrs', name)
 
 
 # ---- a tiny independent DER writer, so the tests do not reuse the module's ASN.1 classes ----
-
-def tlv(tag, content):
-    size = len(content)
-    if size < 0x80:
-        length = bytes([size])
-    else:
-        raw = size.to_bytes((size.bit_length() + 7) // 8, 'big')
-        length = bytes([0x80 | len(raw)]) + raw
-    return bytes([tag]) + length + content
-
 
 def oid(dotted):
     parts = [int(p) for p in dotted.split('.')]

@@ -7,7 +7,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
-import os
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -23,16 +22,15 @@ from pyasn1_modules import rfc5652, rfc5958
 from ansible_collections.pki.est.plugins.module_utils import serverkeygen
 from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
 from ansible_collections.pki.est.tests.unit.plugins.module_utils import _pki
+from ansible_collections.pki.est.tests.unit.plugins.module_utils._der import read_fixture
 from ansible_collections.pki.est.tests.unit.plugins.module_utils._fuzz import MUTATIONS, mutate
 
-FIXTURES = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'serverkeygen')
 BOUNDARY = 'est-boundary-7f3a'
 CONTENT_TYPE = 'multipart/mixed; boundary=%s' % BOUNDARY
 
 
 def fixture(name):
-    with open(os.path.join(FIXTURES, name), 'rb') as handle:
-        return handle.read()
+    return read_fixture('serverkeygen', name)
 
 
 class KeyGenPKI:
