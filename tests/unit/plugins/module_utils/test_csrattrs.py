@@ -18,7 +18,6 @@ from ansible_collections.pki.est.tests.unit.plugins.module_utils._der import rea
 from ansible_collections.pki.est.tests.unit.plugins.module_utils._fuzz import MUTATIONS, mutate
 
 
-
 def fixture(name):
     return read_fixture('csrattrs', name)
 
