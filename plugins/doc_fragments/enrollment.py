@@ -29,6 +29,14 @@ options:
     description:
       - Where to write the certificate followed by its chain (PEM).
     type: path
+  intermediates_path:
+    description:
+      - PEM file of CA certificates that may complete the chain of the issued certificate, for
+        servers whose C(/cacerts) answer lacks the issuing CA (RFC 7030 4.1.3 says it must hold it).
+      - They are never trusted on their own; a certificate from this file is used only where it
+        chains up to the trust anchors (the server's CA certificates or O(ca_path)), and then it
+        lands in O(chain_path) and O(fullchain_path).
+    type: path
   key_type:
     description:
       - Type of a newly generated key. An existing key of another type is replaced by a new one.
@@ -63,6 +71,9 @@ options:
     description:
       - What to do when the issued certificate lacks a requested subjectAltName.
       - V(fail) refuses to install it (the old key and certificate stay); V(warn) installs it with a warning.
+      - A refusal is remembered beside O(path); until the request changes (subject, SANs, key usages, key type,
+        server URL or CA label) or O(force) is set, later runs fail the same way without sending another
+        request, so a CA that drops SANs does not issue one more certificate per run.
     type: str
     default: fail
     choices: [fail, warn]

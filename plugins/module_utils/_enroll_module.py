@@ -21,7 +21,8 @@ from ._module import (
 from .keys import KEY_TYPES
 
 # What check mode reports for each planned action.
-CHECK_MODE_ACTIONS = {'enroll': 'enroll', 'reenroll': 'renew', 'resume': 'resume', 'complete': 'complete'}
+CHECK_MODE_ACTIONS = {'enroll': 'enroll', 'reenroll': 'renew', 'resume': 'resume', 'complete': 'complete',
+                      'recover': 'recover', 'clean': 'clean'}
 
 # What the certificate should say, for the modules that make a request from scratch.
 SUBJECT_ARGUMENT_SPEC = dict(
@@ -38,6 +39,7 @@ ENROLLMENT_ARGUMENT_SPEC = dict(
     private_key_path=dict(type='path', no_log=False),
     chain_path=dict(type='path'),
     fullchain_path=dict(type='path'),
+    intermediates_path=dict(type='path'),
     key_type=dict(type='str', choices=list(KEY_TYPES)),
     renew_before=dict(type='str', default='33%'),
     force=dict(type='bool', default=False),
@@ -55,7 +57,7 @@ def common_options(module, wanted=None, **extra):
     params = module.params
     options = dict(
         cert_path=params['path'], key_path=params['private_key_path'], chain_path=params['chain_path'],
-        fullchain_path=params['fullchain_path'], wanted=wanted or wanted_from_params(params), key_type=params['key_type'],
+        fullchain_path=params['fullchain_path'], intermediates_path=params['intermediates_path'], wanted=wanted or wanted_from_params(params), key_type=params['key_type'],
         force=params['force'], san_policy=params['san_policy'], wait_timeout=params['wait_timeout'],
         key_mode=octal_mode(module, params['private_key_mode'], 'private_key_mode'),
         pkcs12_path=params['pkcs12_path'], pkcs12_passphrase=params['pkcs12_passphrase'],
@@ -77,7 +79,7 @@ class AnsibleFiles:
             # The decision record is not a result of the task: it never makes it "changed".
             self.writer.write(path, data, mode=mode, diff=False, file_args=False, mode_param=False, quiet=True)
             return
-        pending = path.endswith('.pending.json') or path.endswith('.pending.key')
+        pending = path.endswith(('.pending.json', '.pending.key', '.pending.pem'))
         self.writer.write(path, data, mode=mode, backup=self.backup and not pending, diff=False,
                           file_args=not pending, mode_param=not secret and not pending)
 
@@ -106,7 +108,7 @@ def enrollment_module(extra_spec=None, subject=True, require_pair=True, **module
 
 def run_module(module, readable=(), wanted=None, **option_kwargs):
     """Check the input files, build the job's options, run it and exit the module."""
-    check_readable(module, 'ca_path', 'client_cert_path', 'client_key_path', *readable)
+    check_readable(module, 'ca_path', 'client_cert_path', 'client_key_path', 'intermediates_path', *readable)
     try:
         kwargs = common_options(module, wanted=wanted, **option_kwargs)
     except ESTError as exc:

@@ -18,7 +18,7 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 
 from .errors import ESTError
-from .fileio import atomic_write, read_bytes
+from .fileio import atomic_write, read_bytes, remove_file
 
 try:
     import cryptography  # noqa: F401, pylint: disable=unused-import
@@ -147,10 +147,7 @@ class FileWriter:
         if not os.path.lexists(path):
             return False
         if not self.module.check_mode:
-            try:
-                os.unlink(path)
-            except OSError as exc:
-                raise ESTError('host_state', 'cannot remove %s: %s' % (path, exc.strerror or exc))
+            remove_file(path)
         self.changed = True
         return True
 

@@ -66,8 +66,29 @@ def _norm(name):
     return re.sub(r'[\s_\-]', '', str(name)).lower()
 
 
+# Control characters have no place in a name: C0 (U+0000-U+001F), DEL (U+007F) and C1 (U+0080-U+009F).
+_CONTROL = re.compile(r'[\x00-\x1f\x7f-\x9f]')
+
+# RFC 5280 upper bounds that ``cryptography`` enforces (in UTF-8 bytes) when the name is built.
+_UPPER_BOUNDS = {'2.5.4.3': ('ub-common-name', 64)}
+
+
+def _check_subject_value(what, oid, value):
+    """Refuse a subject value with control characters or over its RFC 5280 upper bound."""
+    if _CONTROL.search(value):
+        raise ESTError('invalid_input', '%s contains a control character: %r' % (what, value))
+    bound = _UPPER_BOUNDS.get(oid)
+    if bound and len(value.encode('utf-8')) > bound[1]:
+        raise ESTError('invalid_input', '%s is too long (%d characters, %d bytes as UTF-8); at most %d bytes (RFC 5280 %s): %r'
+                       % (what, len(value), len(value.encode('utf-8')), bound[1], bound[0], value))
+
+
 def subject_pairs(common_name=None, subject=None):
-    """``[(oid, value), ...]`` from ``subject`` (a dict, values str or list) and ``common_name``."""
+    """``[(oid, value), ...]`` from ``subject`` (a dict, values str or list) and ``common_name``.
+
+    Values must not be empty nor hold control characters (C0, DEL, C1); a common name holds at
+    most 64 bytes as UTF-8 (RFC 5280 ub-common-name); a country is two ASCII letters.
+    """
     pairs = []
     for name, values in (subject or {}).items():
         oid = name if _DOTTED.match(str(name)) else _NAME_OIDS.get(_norm(name))
@@ -78,9 +99,12 @@ def subject_pairs(common_name=None, subject=None):
             value = '' if value is None else str(value)  # a YAML key without a value is empty, not 'None'
             if not value:
                 raise ESTError('invalid_input', 'subject attribute %r is empty' % (name,))
-            if oid == '2.5.4.6' and len(value) != 2:
+            if oid == '2.5.4.6' and not re.match(r'[A-Za-z]{2}\Z', value):
                 raise ESTError('invalid_input', 'subject C (country) must be two letters, got %r' % value)
+            _check_subject_value('subject attribute %r' % (name,), oid, value)
             pairs.append((oid, value))
+    if common_name:
+        _check_subject_value('common_name', '2.5.4.3', str(common_name))
     if common_name and ('2.5.4.3', str(common_name)) not in pairs:
         if any(oid == '2.5.4.3' for oid, _v in pairs):
             raise ESTError('invalid_input', 'common_name and subject.CN disagree')
@@ -98,8 +122,83 @@ def name_pairs(name):
     return [(attr.oid.dotted_string, attr.value if isinstance(attr.value, str) else attr.value.hex()) for attr in name]
 
 
+_DNS_LABEL = re.compile(r'[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?\Z')
+_DNS_LABEL_CHAR = re.compile(r'[^a-z0-9_-]')
+_URI_SCHEME = re.compile(r'[A-Za-z][A-Za-z0-9+.-]*:')
+_SPACE_OR_CONTROL = re.compile(r'[\s\x00-\x1f\x7f-\x9f]')
+
+
+def _is_ascii(text):
+    return all(ord(char) < 128 for char in text)
+
+
+def _dns_problem(name, wildcard=True):
+    """Why ``name`` (lower case, no trailing dot) is not a DNS name, or None when it is one."""
+    if not _is_ascii(name) and not _CONTROL.search(name):  # a control character is shown below
+        return 'it is not ASCII: give an internationalized name in its A-label (xn--) form'
+    if len(name) > 253:
+        return 'it is longer than 253 characters'
+    labels = name.split('.')
+    if wildcard and len(labels) > 1 and labels[0] == '*':
+        labels = labels[1:]
+    for label in labels:
+        if not label:
+            return 'it has an empty label'
+        if len(label) > 63:
+            return 'label %r is longer than 63 characters' % label
+        if not _DNS_LABEL.match(label):
+            bad = _DNS_LABEL_CHAR.search(label)
+            if bad is None:
+                return 'label %r starts or ends with a hyphen' % label
+            hint = ' (a wildcard is a whole first label: *.example.com)' if bad.group() == '*' and wildcard else ''
+            return '%r in label %r; labels hold letters, digits, hyphens and underscores%s' % (bad.group(), label, hint)
+    return None
+
+
+def _email_problem(value):
+    """Why ``value`` is not an rfc822Name mailbox (local-part@domain), or None when it is one."""
+    if not _is_ascii(value) and not _CONTROL.search(value):
+        return 'it is not ASCII: an rfc822Name is ASCII, give the domain in its A-label (xn--) form'
+    local, _at, domain = value.rpartition('@')
+    if not local or not domain:
+        return 'it must look like local-part@domain'
+    bad = _SPACE_OR_CONTROL.search(local) or re.search('@', local)
+    if bad:
+        return '%r in the local part %r' % (bad.group(), local)
+    problem = _dns_problem(domain.lower(), wildcard=False)
+    if problem:
+        return 'domain %r: %s' % (domain, problem)
+    return None
+
+
+def _uri_problem(value):
+    """Why ``value`` is not a URI (RFC 3986: a scheme, no spaces or control characters), or None when it is one."""
+    bad = _SPACE_OR_CONTROL.search(value)
+    if bad:
+        return 'it contains %r; percent-encode it' % bad.group()
+    if not _is_ascii(value):
+        return 'it is not ASCII: give the host in its A-label (xn--) form and percent-encode other characters'
+    if not _URI_SCHEME.match(value):
+        return 'it has no scheme (such as https: or urn:)'
+    return None
+
+
 def normalize_san(entry):
-    """One subjectAltName entry in canonical string form (``DNS:`` lower case, ``IP:`` compressed)."""
+    """One subjectAltName entry in canonical string form (``DNS:`` lower case, ``IP:`` compressed).
+
+    Values are checked, and an ``invalid_input`` error names the bad entry:
+
+    - ``DNS:`` a host name: labels of 1-63 letters, digits, hyphens (not first or last in a label)
+      and underscores, at most 253 characters; underscores are allowed because real names such as
+      ``_sip._tcp.example.com`` appear in certificates. A wildcard is only a whole first label
+      (``*.example.com``); one trailing dot is dropped. Internationalized names go in their A-label
+      (``xn--``) form.
+    - ``email:`` local-part@domain: an ASCII local part without spaces, control characters or ``@``,
+      and a domain that is a DNS name as above (no wildcard, no trailing dot).
+    - ``URI:`` ASCII with a scheme (RFC 3986: a letter, then letters, digits, ``+``, ``-`` or ``.``,
+      then ``:``) and no spaces or control characters.
+    - ``IP:`` an IPv4 or IPv6 address.
+    """
     text = str(entry).strip()
     kind, sep, value = text.partition(':')
     if not sep or not value:
@@ -107,23 +206,42 @@ def normalize_san(entry):
     kind = kind.strip().lower()
     value = value.strip()
     if kind == 'dns':
-        return 'DNS:' + value.lower().rstrip('.')
+        name = value.lower()
+        name = name[:-1] if name.endswith('.') else name
+        problem = _dns_problem(name)
+        if problem:
+            raise ESTError('invalid_input', 'subject_alt_name entry %r is not a valid DNS name: %s' % (text, problem))
+        return 'DNS:' + name
     if kind in ('ip', 'ip address'):
         try:
             return 'IP:' + str(ipaddress.ip_address(value))
         except ValueError:
             raise ESTError('invalid_input', 'subject_alt_name %r is not an IP address' % text)
     if kind in ('email', 'rfc822', 'rfc822name'):
+        problem = _email_problem(value)
+        if problem:
+            raise ESTError('invalid_input', 'subject_alt_name entry %r is not a valid email address: %s' % (text, problem))
         return 'email:' + value
     if kind == 'uri':
+        problem = _uri_problem(value)
+        if problem:
+            raise ESTError('invalid_input', 'subject_alt_name entry %r is not a valid URI: %s' % (text, problem))
         return 'URI:' + value
     raise ESTError('invalid_input', 'subject_alt_name type %r is not supported (DNS, IP, email, URI)' % kind)
 
 
 def general_names(sans):
+    """``x509.GeneralName`` objects from SAN strings; GeneralName objects pass through unchecked.
+
+    Names copied from an existing certificate (re-enrollment repeats them, RFC 7030 4.2.2) are
+    handed over as objects, so a renewal never fails on a name the CA once accepted.
+    """
     from cryptography import x509
     result = []
     for entry in sans:
+        if isinstance(entry, x509.GeneralName):
+            result.append(entry)
+            continue
         kind, _sep, value = normalize_san(entry).partition(':')
         if kind == 'DNS':
             result.append(x509.DNSName(value))

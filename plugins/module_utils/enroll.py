@@ -77,12 +77,13 @@ def build_chain(cert, pool):
     return chain
 
 
-def select_and_verify(certs, public_key, ca_certs, wanted_sans=None, san_policy='fail', now=None):
+def select_and_verify(certs, public_key, ca_certs, wanted_sans=None, san_policy='fail', now=None, intermediates=()):
     """``(cert, chain, warnings)``: the issued certificate for ``public_key``, checked.
 
     The certificate is found by its key, never by position. It must chain to one of
-    ``ca_certs`` (the server's /cacerts) through the certificates of the answer, be valid
-    now, and hold the wanted SANs (``san_policy`` ``fail`` or ``warn``).
+    ``ca_certs`` (the server's /cacerts) through the certificates of the answer and the
+    operator's ``intermediates``, be valid now, and hold the wanted SANs (``san_policy``
+    ``fail`` or ``warn``).
     """
     from .certinfo import not_after, not_before
     from .csr import extension_values
@@ -90,11 +91,12 @@ def select_and_verify(certs, public_key, ca_certs, wanted_sans=None, san_policy=
     if cert is None:
         raise ESTError('verification', 'the server returned %d certificate(s), none for the key of this request '
                        '(subjects: %s)' % (len(certs), '; '.join(c.subject.rfc4514_string() for c in certs)))
-    chain = build_chain(cert, list(ca_certs) + [c for c in certs if c is not cert])
+    chain = build_chain(cert, list(ca_certs) + [c for c in certs if c is not cert] + list(intermediates))
     anchors = set(codecs.public_key_der(c.public_key()) for c in ca_certs)
     if ca_certs and not any(codecs.public_key_der(c.public_key()) in anchors for c in chain):
-        raise ESTError('verification', 'the issued certificate (issuer %s) does not chain to the CA certificates of the server'
-                       % cert.issuer.rfc4514_string())
+        raise ESTError('verification', 'the issued certificate (issuer %s) does not chain to the CA certificates of the server%s'
+                       % (cert.issuer.rfc4514_string(), '' if intermediates else
+                          '; if the server leaves its issuing CA out of /cacerts, give it in intermediates_path'))
     now = now or datetime.datetime.now(datetime.timezone.utc)
     if not_after(cert) <= now:
         raise ESTError('verification', 'the issued certificate expired at %s' % not_after(cert).isoformat())
@@ -105,7 +107,8 @@ def select_and_verify(certs, public_key, ca_certs, wanted_sans=None, san_policy=
     if missing:
         message = 'the issued certificate lacks the requested subjectAltName %s' % ', '.join(missing)
         if san_policy == 'fail':
-            raise ESTError('verification', message)
+            raise ESTError('verification', message + ' (san_policy=warn installs it anyway)',
+                           details={'missing_subject_alt_name': missing})
         warnings.append(message)
     return cert, chain, warnings
 
@@ -130,16 +133,14 @@ class Files:
         atomic_write(path, data, mode)
 
     def remove(self, path):
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+        from .fileio import remove_file
+        remove_file(path)
 
 
 class Options:
     """What an enrollment job is asked to do (plain values, validated by the caller)."""
 
-    def __init__(self, cert_path=None, key_path=None, chain_path=None, fullchain_path=None, wanted=None,
+    def __init__(self, cert_path=None, key_path=None, chain_path=None, fullchain_path=None, wanted=None, intermediates_path=None,
                  key_type=None, rekey=False, force=False, reenroll='auto', invalid_certificate='fail',
                  san_policy='fail', wait_timeout=0, key_mode=0o600, cert_mode=None, challenge_password=None,
                  external_csr=None, renew_only=False, csr_attributes='ignore', server_keygen=False,
@@ -150,6 +151,7 @@ class Options:
         self.key_path = key_path
         self.chain_path = chain_path
         self.fullchain_path = fullchain_path
+        self.intermediates_path = intermediates_path
         self.wanted = wanted or Wanted()
         self.key_type = key_type
         self.rekey = rekey
@@ -212,12 +214,21 @@ class Enrollment:
             if self.cached_facts is not None:
                 self.action, self.reasons = 'none', []
                 return self.action, self.reasons
-        self.state = hoststate.inspect(opts.cert_path, opts.key_path, opts.chain_path)
+        return self._plan_from_disk()
+
+    def _plan_from_disk(self):
+        """Plan from the key, certificate and pending files as they are now."""
+        from . import hoststate
+        opts = self.options
+        self.state = hoststate.inspect(opts.cert_path, opts.key_path, opts.chain_path, (opts.fullchain_path, opts.pkcs12_path))
         self.action, self.reasons = hoststate.decide(self.state, opts.wanted, force=opts.force, reenroll=opts.reenroll,
                                                      invalid_certificate=opts.invalid_certificate)
         if opts.renew_only and self.action == 'enroll':
             raise ESTError('host_state', 'there is no valid certificate to renew at %s (%s); enroll first'
                            % (opts.cert_path, '; '.join(self.reasons)))
+        if self.action == 'none' and self.state.debris:
+            self.action = 'clean'
+            self.reasons = ['an interrupted run left %s' % ', '.join(self.state.debris)]
         if self.action == 'none' and self._missing_outputs():
             self.action = 'complete'
             self.reasons = ['%s is missing' % path for path in self._missing_outputs()]
@@ -276,11 +287,46 @@ class Enrollment:
             return self._result(False, 'none', self.state.cert)
         if self.options.external_csr is not None:
             return self._run_external()
+        if self.action in ('recover', 'clean'):
+            return self._run_repair()
+        return self._run_planned()
+
+    def _run_repair(self):
+        """Finish what an interrupted run left (a staged pair to install, debris), then what is still due."""
+        from .hoststate import pending_paths
+        from .install import recover
+        repaired = list(self.reasons)
+        for path in self.state.debris:
+            self.files.remove(path)
+        recovered = None
+        if self.action == 'recover':
+            recovered = recover(self.files, self.options, self.state)
+            if recovered is None:
+                self.warnings.append('the staged certificate %s matched no key on the host and was removed'
+                                     % pending_paths(self.options.cert_path)['staged'])
+        self._plan_from_disk()
+        if self.action in ('recover', 'clean'):
+            raise ESTError('host_state', 'could not repair the files beside %s: %s' % (self.options.cert_path, '; '.join(self.reasons)))
+        if self.action == 'none':
+            self._remember(self.state.cert)
+            result = self._result(True, 'recovered' if recovered is not None else 'cleaned', self.state.cert)
+        else:
+            result = self.run()
+        result.update(changed=True, repaired=repaired)
+        return result
+
+    def _run_planned(self):
+        """Enroll, renew, resume or complete as planned."""
+        for path in self.state.debris:
+            self.files.remove(path)
         if self.action == 'complete':
             return self._run_complete()
+        if self.action != 'resume':
+            self._check_refusal()
         if self.options.server_keygen:
             return self._run_server_keygen()
         from .hoststate import PendingState, pending_paths
+        from .install import install
         from .keys import generate_private_key, private_key_pem
         from .csr import csr_der, csr_pem, load_csr
         opts, state = self.options, self.state
@@ -302,37 +348,36 @@ class Enrollment:
             operation = 'simplereenroll' if self.action == 'reenroll' and previous is not None else 'simpleenroll'
             if opts.fullcmc:
                 operation = 'fullcmc'
+            # URL, credentials and trust are checked before a key is made (a failure there changes nothing).
+            self._transport(operation)
             requirements = self._csr_requirements(operation, previous)
             new_key = self.new_key_needed()
             key = generate_private_key(self._new_key_type(requirements)) if new_key else state.key
             csr = self._build_csr(key, operation, previous, requirements)
             attempts = 1
             created = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
-            if new_key:
-                # The new key is on disk (0600) before the request leaves, so a pending answer keeps it.
-                self.files.write(paths['key'], private_key_pem(key), 0o600, secret=True)
+        # Nothing is written before the answer: a failed request leaves the host as it was. A new key
+        # reaches the disk only with a 202 (to send the same request again) or a verified certificate.
         try:
             certs, ca_certs = self._exchange(operation, csr_der(csr), key, key.public_key())
         except ESTPending as exc:
             record = PendingState(operation, csr_pem(csr).decode('ascii'), new_key, created, exc.retry_after, attempts)
+            if new_key and self.action != 'resume':
+                self.files.write(paths['key'], private_key_pem(key), 0o600, secret=True)
             self.files.write(paths['state'], record.to_json(), 0o600)
             result = self._result(True, 'pending', previous)
             result.update(pending=True, retry_after=exc.retry_after, pending_since=created, attempts=attempts)
             return result
         except ESTError as exc:
-            self._discard_new_key(paths, new_key)
             self._drop_rejected_pending(paths, exc)
             raise
         try:
-            cert, chain, warnings = select_and_verify(certs, key.public_key(), ca_certs, opts.wanted.sans, opts.san_policy)
+            cert, chain = self._select(certs, key.public_key(), ca_certs)
         except ESTError as exc:
-            self._discard_new_key(paths, new_key)
             self._drop_rejected_pending(paths, exc)
             raise
-        self.warnings.extend(warnings)
-        self._install(cert, chain, key if new_key else None)
-        self.files.remove(paths['state'])
-        self.files.remove(paths['key'])
+        install(self.files, opts, cert, chain, key, new_key, key_staged=self.action == 'resume')
+        self._forget_refusal()
         self._remember(cert)
         if previous is None:
             action = 'enrolled'
@@ -351,13 +396,13 @@ class Enrollment:
         return keys_match(state.key, state.cert) and not_after(state.cert) > datetime.datetime.now(datetime.timezone.utc)
 
     def _build_csr(self, key, operation, previous, requirements=None):
-        from .csr import build_csr, eku_oids, extension_values, key_usage_names, name_pairs, normalize_san, subject_pairs
+        from .csr import build_csr, eku_oids, key_usage_names, name_pairs, normalize_san, subject_pairs
         from .keys import key_type_of
         wanted = self.options.wanted
         if operation == 'simplereenroll':
             # RFC 7030 §4.2.2: subject and subjectAltName identical to the current certificate.
             pairs = name_pairs(previous.subject)
-            sans = extension_values(previous)['sans']
+            sans = _san_objects(previous)
         else:
             pairs, sans = list(wanted.subject), list(wanted.sans)
         key_usage, eku, hash_name = list(wanted.key_usage), list(wanted.eku), None
@@ -371,11 +416,20 @@ class Enrollment:
                         continue  # the client is to fill it in: the user's subject does
                     try:
                         extra = subject_pairs(None, {name: value})
-                    except ESTError:
-                        self.warnings.append('the server asks for subject attribute %s, which this client does not know' % name)
+                    except ESTError as exc:
+                        self.warnings.append('the server asks for subject attribute %s, which cannot be used: %s'
+                                             % (name, exc.message))
                         continue
                     pairs += [pair for pair in extra if pair[0] not in given]
-                sans += [s for s in (normalize_san(x) for x in req.get('subject_alt_name') or []) if s not in sans]
+                for asked in req.get('subject_alt_name') or []:
+                    try:
+                        san = normalize_san(asked)
+                    except ESTError as exc:
+                        self.warnings.append('the server asks for subject_alt_name %r, which cannot be used: %s'
+                                             % (asked, exc.message))
+                        continue
+                    if san not in sans:
+                        sans.append(san)
             key_usage = sorted(set(key_usage) | set(key_usage_names(req.get('key_usage'))))
             eku = sorted(set(eku) | set(eku_oids(req.get('extended_key_usage'))))
             if req.get('hash') in ('sha256', 'sha384', 'sha512'):
@@ -444,7 +498,7 @@ class Enrollment:
         issued = codecs.find_certificate_for_key(certs, public_key) if public_key is not None and stored else None
         if issued is not None:
             anchors = set(codecs.public_key_der(c.public_key()) for c in stored)
-            chain = build_chain(issued, stored + [c for c in certs if c is not issued])
+            chain = build_chain(issued, stored + [c for c in certs if c is not issued] + self._intermediates())
             if any(codecs.public_key_der(c.public_key()) in anchors for c in chain):
                 return stored
         return self._counted(transport, fetch_cacerts, transport)
@@ -475,6 +529,57 @@ class Enrollment:
             self.extra_certificates.append(codecs.certs_to_pem([issued]) if issued is not None else None)
         return certificates
 
+    def _intermediates(self):
+        """The operator's extra CA certificates (``intermediates_path``): chain material, never anchors."""
+        path = self.options.intermediates_path
+        if not path:
+            return []
+        if not hasattr(self, '_intermediate_certs'):
+            from .fileio import read_bytes
+            data = read_bytes(path)
+            if data is None:
+                raise ESTError('invalid_input', 'intermediates_path %s does not exist' % path)
+            self._intermediate_certs = codecs.load_pem_certs(data, 'intermediates_path %s' % path)
+        return list(self._intermediate_certs)
+
+    def _select(self, certs, public_key, ca_certs):
+        """The issued certificate and its chain, verified; a SAN refusal is remembered (see :meth:`_check_refusal`)."""
+        opts = self.options
+        try:
+            cert, chain, warnings = select_and_verify(certs, public_key, ca_certs, opts.wanted.sans, opts.san_policy,
+                                                      intermediates=self._intermediates())
+        except ESTError as exc:
+            if 'missing_subject_alt_name' in exc.details and opts.cert_path:
+                from .statecache import refusal_record
+                record = refusal_record(self._request_digest(), exc.message)
+                self.files.write(_refusal_path(opts.cert_path), record, opts.cert_mode, bookkeeping=True)
+            raise
+        self.warnings.extend(warnings)
+        return cert, chain
+
+    def _request_digest(self):
+        """What identifies "the same request again": what is wanted and where it goes."""
+        from .statecache import request_digest
+        opts = self.options
+        return request_digest(opts.wanted, opts.chain_path, self.connection.get('url'), self.connection.get('ca_label'),
+                              'serverkeygen' if opts.server_keygen else 'fullcmc' if opts.fullcmc else 'simple')
+
+    def _check_refusal(self):
+        """Fail without a request when the CA refused this very request before (it dropped wanted SANs)."""
+        opts = self.options
+        if opts.force or not opts.cert_path or opts.san_policy != 'fail':
+            return
+        from .statecache import refusal_lookup
+        refused = refusal_lookup(_refusal_path(opts.cert_path), self._request_digest())
+        if refused is not None:
+            raise ESTError('verification', '%s; the CA refused this request on %s already, so none was sent. Change the request, '
+                           'set san_policy=warn, or use force to ask again' % (refused['message'], refused['since']),
+                           details={'refused_since': refused['since']})
+
+    def _forget_refusal(self):
+        if self.options.cert_path and os.path.exists(_refusal_path(self.options.cert_path)):
+            self.files.remove(_refusal_path(self.options.cert_path))
+
     def _drop_rejected_pending(self, paths, exc):
         """A pending request the server has now refused for good is forgotten, so the next run starts over.
 
@@ -487,35 +592,6 @@ class Enrollment:
         self.files.remove(paths['key'])
         exc.message += '; the pending request was discarded, the next run sends a new one'
         exc.args = (exc.message,)
-
-    def _discard_new_key(self, paths, new_key):
-        if new_key and self.action != 'resume':
-            self.files.remove(paths['key'])
-
-    def _install(self, cert, chain, new_key, only_missing=False):
-        """Chain first, then key and certificate back to back: the old pair stays until the new one is whole.
-
-        With ``only_missing`` only the chain, full chain and PKCS#12 files that are not on disk are written.
-        """
-        from .codecs import certs_to_pem
-        from .keys import private_key_pem
-        opts = self.options
-        wanted = set(self._missing_outputs()) if only_missing else None
-
-        def due(path):
-            return path and (wanted is None or path in wanted)
-
-        if due(opts.chain_path):
-            self.files.write(opts.chain_path, certs_to_pem(chain), opts.cert_mode)
-        if new_key is not None:
-            self.files.write(opts.key_path, private_key_pem(new_key), opts.key_mode, secret=True)
-        if not only_missing:
-            self.files.write(opts.cert_path, certs_to_pem([cert]), opts.cert_mode)
-        if due(opts.fullchain_path):
-            self.files.write(opts.fullchain_path, certs_to_pem([cert] + chain), opts.cert_mode)
-        if due(opts.pkcs12_path):
-            key = new_key if new_key is not None else self.state.key
-            self.files.write(opts.pkcs12_path, _pkcs12(key, cert, chain, opts.pkcs12_passphrase), opts.key_mode, secret=True)
 
     def _remember(self, cert):
         """Leave the record that lets the next run decide without parsing (see :mod:`.statecache`)."""
@@ -534,11 +610,12 @@ class Enrollment:
         cert = self.state.cert
         transport = self._transport('simpleenroll')
         ca_certs = self._counted(transport, fetch_cacerts, transport)
-        chain = build_chain(cert, ca_certs)
+        chain = build_chain(cert, ca_certs + self._intermediates())
         if not chain:
             raise ESTError('verification', 'the certificate is not issued by the CA certificates the server sends now; '
                            'use force to enroll again')
-        self._install(cert, chain, None, only_missing=True)
+        from .install import apply
+        apply(self.files, self.options, cert, chain, self.state.key, False, only_missing=self._missing_outputs())
         self._remember(cert)
         return self._result(True, 'completed', cert)
 
@@ -546,9 +623,11 @@ class Enrollment:
         """Server-side key generation (RFC 7030 §4.4): the server makes the key and returns it with the certificate."""
         from .csr import csr_der
         from .keys import generate_private_key
+        from .install import install
         from .serverkeygen import ask_for_encrypted_key, check_key_matches, load_decrypt_key, parse_serverkeygen_response
         opts, state = self.options, self.state
         previous = state.cert if (state.cert is not None and state.key is not None and self._current_pair_valid()) else None
+        transport = self._transport('serverkeygen')
         requirements = self._csr_requirements('serverkeygen', previous)
         # The server ignores the CSR's key and signature (§4.4.1); a throwaway key of the wanted type signs it.
         throwaway = generate_private_key(self._new_key_type(requirements))
@@ -557,7 +636,6 @@ class Enrollment:
         if opts.decrypt_cert_path:
             decrypt_key = load_decrypt_key(opts.decrypt_cert_path, opts.decrypt_key_path)
             der = ask_for_encrypted_key(der, throwaway, decrypt_key[0])
-        transport = self._transport('serverkeygen')
         try:
             response = self._counted(transport, post_with_polling, transport, 'serverkeygen', der, opts.wait_timeout,
                                      self.sleep, self.clock)
@@ -569,10 +647,9 @@ class Enrollment:
         key = parsed['private_key']
         check_key_matches(key, parsed['certificates'])
         ca_certs = self._ca_certs_for(transport, parsed['certificates'], key.public_key())
-        cert, chain, warnings = select_and_verify(parsed['certificates'], key.public_key(), ca_certs, opts.wanted.sans,
-                                                  opts.san_policy)
-        self.warnings.extend(warnings)
-        self._install(cert, chain, key)
+        cert, chain = self._select(parsed['certificates'], key.public_key(), ca_certs)
+        install(self.files, opts, cert, chain, key, True)
+        self._forget_refusal()
         self._remember(cert)
         result = self._result(True, 'enrolled' if previous is None else 'rekeyed', cert)
         result.update(operation='serverkeygen', key_encrypted=parsed['encrypted'])
@@ -582,10 +659,10 @@ class Enrollment:
         from .csr import csr_der
         opts = self.options
         certs, ca_certs = self._exchange('simpleenroll', csr_der(opts.external_csr), None, opts.external_csr.public_key())
-        cert, chain, warnings = select_and_verify(certs, opts.external_csr.public_key(), ca_certs, opts.wanted.sans, opts.san_policy)
-        self.warnings.extend(warnings)
+        cert, chain = self._select(certs, opts.external_csr.public_key(), ca_certs)
         if opts.cert_path:
-            self._install(cert, chain, None)
+            from .install import apply
+            apply(self.files, opts, cert, chain, None, False)
         result = self._result(True, 'enrolled', cert)
         from .codecs import certs_to_pem
         result['certificate_pem'] = certs_to_pem([cert])
@@ -603,6 +680,10 @@ class Enrollment:
         return result
 
 
+def _refusal_path(cert_path):
+    return cert_path + '.refused.json'
+
+
 def _stored_anchors(path):
     """The certificates in the trust anchor file ``path`` ([] when unset or unreadable)."""
     if not path:
@@ -614,16 +695,13 @@ def _stored_anchors(path):
         return []
 
 
-def _pkcs12(key, cert, chain, passphrase):
-    """A PKCS#12 bundle of the key, certificate and chain, encrypted with ``passphrase`` (or not at all)."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.serialization import pkcs12
-    if passphrase:
-        encryption = serialization.BestAvailableEncryption(passphrase.encode('utf-8'))
-    else:
-        encryption = serialization.NoEncryption()
-    name = cert.subject.rfc4514_string().encode('utf-8')[:64] or None
-    return pkcs12.serialize_key_and_certificates(name, key, cert, chain or None, encryption)
+def _san_objects(cert):
+    """The subjectAltName entries of ``cert`` as GeneralName objects (none: an empty list)."""
+    from cryptography import x509
+    try:
+        return list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        return []
 
 
 def _ku_names(attrs):

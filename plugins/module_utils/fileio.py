@@ -14,9 +14,21 @@ __metaclass__ = type
 
 import errno
 import os
+import re
+import signal
 import tempfile
 
 from .errors import ESTError
+
+# The crash tests stop the process at the Nth file step (a temp file complete but not yet
+# renamed, or a file about to be removed) to prove that the next run repairs the host.
+# Unset in normal use; see tests/integration/test_crash_safety.py.
+_CRASH_AT = os.environ.get('PKI_EST_CRASH_AT')
+_CRASH_LOG = os.environ.get('PKI_EST_CRASH_LOG')
+_steps = [0]
+
+# mkstemp's names: '.<basename>.' + 8 random characters + '.tmp'.
+_TEMP_SUFFIX = re.compile(r'^[a-z0-9_]{8}\.tmp$')
 
 
 def read_bytes(path):
@@ -57,6 +69,7 @@ def atomic_write(path, data, mode=None):
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
+        _crash_point('rename', path)
         os.rename(tmp, path)
     except OSError as exc:
         try:
@@ -78,3 +91,47 @@ def _fsync_dir(directory):
         pass
     finally:
         os.close(fd)
+
+
+def remove_file(path):
+    """Delete ``path``; True when it existed."""
+    _crash_point('remove', path)
+    try:
+        os.unlink(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return False
+        raise ESTError('host_state', 'cannot remove %s: %s' % (path, exc.strerror or exc))
+    return True
+
+
+def stale_temp_files(paths):
+    """Temp files :func:`atomic_write` left beside ``paths`` when a process died before its rename."""
+    found = []
+    by_dir = {}
+    for path in paths:
+        if path:
+            by_dir.setdefault(os.path.dirname(os.path.abspath(path)), set()).add('.%s.' % os.path.basename(path))
+    for directory, prefixes in sorted(by_dir.items()):
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        for name in sorted(names):
+            for prefix in prefixes:
+                if name.startswith(prefix) and _TEMP_SUFFIX.match(name[len(prefix):]):
+                    found.append(os.path.join(directory, name))
+                    break
+    return found
+
+
+def _crash_point(step, path):
+    """Count a file step; stop the process dead at the one the crash tests ask for."""
+    if not _CRASH_AT and not _CRASH_LOG:
+        return
+    _steps[0] += 1
+    if _CRASH_LOG:
+        with open(_CRASH_LOG, 'a') as log:
+            log.write('%d %s %s\n' % (_steps[0], step, path))
+    if _CRASH_AT and _steps[0] == int(_CRASH_AT):
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -88,8 +88,14 @@ class PendingState:
 
 
 def pending_paths(cert_path):
-    """The files that keep a pending request: its state and, when a new key was made, that key."""
-    return {'state': cert_path + '.pending.json', 'key': cert_path + '.pending.key'}
+    """The files beside the certificate that carry work across runs.
+
+    ``state``: a request the server has not answered yet (202); ``key``: the new key of that
+    request or of an installation under way; ``staged``: the verified new certificate and its
+    chain, written (and flushed) before the live files are touched. Once ``staged`` exists the
+    swap is decided and any later run finishes it from these files alone (see :mod:`.install`).
+    """
+    return {'state': cert_path + '.pending.json', 'key': cert_path + '.pending.key', 'staged': cert_path + '.pending.pem'}
 
 
 class HostState:
@@ -103,10 +109,16 @@ class HostState:
         self.chain = []
         self.pending = None
         self.pending_key = None
+        self.staged = []        # the verified certificate and chain of an interrupted installation
+        self.debris = []        # files a killed run left behind that carry nothing: removed by the next run
 
 
-def inspect(cert_path, key_path, chain_path=None):
-    """Read what is on disk. Unreadable files are reported in ``*_error``, not raised."""
+def inspect(cert_path, key_path, chain_path=None, outputs=()):
+    """Read what is on disk. Unreadable files are reported in ``*_error``, not raised.
+
+    ``outputs`` are the other files the job writes (full chain, PKCS#12): temp files a killed
+    run left beside them are debris too.
+    """
     from .codecs import load_pem_certs
     from .keys import load_private_key
     state = HostState()
@@ -130,17 +142,42 @@ def inspect(cert_path, key_path, chain_path=None):
             except ESTError:
                 state.chain = []
     if cert_path:
-        paths = pending_paths(cert_path)
-        pending_data = read_bytes(paths['state'])
-        if pending_data is not None:
-            state.pending = PendingState.from_json(pending_data, paths['state'])
-            if state.pending.new_key:
-                data = read_bytes(paths['key'])
-                if data is None:
-                    raise ESTError('host_state', 'the pending request %s needs its key %s, which is missing; remove the '
-                                   'pending file to start over' % (paths['state'], paths['key']))
-                state.pending_key = load_private_key(data, 'the pending key %s' % paths['key'])
+        _inspect_pending(state, cert_path, (key_path, chain_path) + tuple(outputs))
     return state
+
+
+def _inspect_pending(state, cert_path, other_paths):
+    """A pending request, an installation to finish, and what killed runs left that carries nothing."""
+    from .codecs import load_pem_certs
+    from .fileio import stale_temp_files
+    from .keys import load_private_key
+    paths = pending_paths(cert_path)
+    staged = read_bytes(paths['staged'])
+    if staged is not None:
+        try:
+            state.staged = load_pem_certs(staged, 'staged certificate %s' % paths['staged'])
+        except ESTError:
+            state.debris.append(paths['staged'])  # never complete (atomic write): nothing to finish
+    key_data = read_bytes(paths['key'])
+    pending_data = read_bytes(paths['state'])
+    if pending_data is not None:
+        state.pending = PendingState.from_json(pending_data, paths['state'])
+    if key_data is not None:
+        needed = state.staged or (state.pending is not None and state.pending.new_key)
+        try:
+            state.pending_key = load_private_key(key_data, 'the pending key %s' % paths['key'])
+        except ESTError:
+            if needed:
+                raise
+        if not needed:
+            # A new key whose request never got an answer worth keeping: the run that made it died.
+            state.pending_key = None
+            state.debris.append(paths['key'])
+    elif state.pending is not None and state.pending.new_key and not state.staged:
+        raise ESTError('host_state', 'the pending request %s needs its key %s, which is missing; remove the '
+                       'pending file to start over' % (paths['state'], paths['key']))
+    state.debris.extend(stale_temp_files([cert_path, paths['state'], paths['key'], paths['staged'],
+                                          cert_path + '.est.json'] + [p for p in other_paths if p]))
 
 
 def differences(cert, wanted):
@@ -179,6 +216,9 @@ def decide(state, wanted, now=None, force=False, reenroll='auto', invalid_certif
     from .certinfo import not_after, not_before
     from .keys import key_type_of, keys_match
     now = now or datetime.datetime.now(datetime.timezone.utc)
+    if state.staged:
+        return 'recover', ['an interrupted run left a verified certificate to install (%s)'
+                           % state.staged[0].subject.rfc4514_string()]
     if state.pending is not None:
         return 'resume', ['a request is pending at the server since %s' % state.pending.created]
     if state.key_error:

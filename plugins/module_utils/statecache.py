@@ -69,7 +69,7 @@ def lookup(cert_path, key_path, chain_path, wanted, now=None):
         facts = dict(record['facts'])
     except (IOError, OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    if os.path.exists(cert_path + '.pending.json'):
+    if _work_left(cert_path, (key_path, chain_path)):
         return None
     now = now or datetime.datetime.now(datetime.timezone.utc)
     if now >= renew_at or record.get('snapshot') != snapshot(cert_path, key_path, chain_path, wanted):
@@ -78,9 +78,22 @@ def lookup(cert_path, key_path, chain_path, wanted, now=None):
     return facts
 
 
+def _work_left(cert_path, other_paths):
+    """A pending request, an installation to finish, or temp files of a killed run are on disk."""
+    from .fileio import stale_temp_files
+    from .hoststate import pending_paths
+    paths = pending_paths(cert_path)
+    if any(os.path.lexists(path) for path in paths.values()):
+        return True
+    return bool(stale_temp_files([cert_path, cache_path(cert_path)] + list(paths.values()) + [p for p in other_paths if p]))
+
+
 def unchanged(cert_path, key_path, chain_path, wanted, outputs=()):
     """:func:`lookup`, and the other ``outputs`` (full chain, PKCS#12 files) still exist."""
     if any(path and not os.path.exists(path) for path in outputs):
+        return None
+    from .fileio import stale_temp_files
+    if stale_temp_files(outputs):
         return None
     return lookup(cert_path, key_path, chain_path, wanted)
 
@@ -89,3 +102,29 @@ def record(cert_path, key_path, chain_path, wanted, facts, renew_at):
     """The record's JSON text for the files as they are now."""
     return json.dumps({'snapshot': snapshot(cert_path, key_path, chain_path, wanted), 'facts': facts,
                        'renew_at': renew_at.strftime('%Y-%m-%dT%H:%M:%SZ')}, indent=2, sort_keys=True) + '\n'
+
+
+def request_digest(wanted, chain_path, url, ca_label, kind):
+    """Identifies a request for :func:`refusal_lookup`: what is wanted, and from which server."""
+    document = json.dumps({'wanted': wanted_digest(wanted, chain_path), 'url': url, 'ca_label': ca_label, 'kind': kind},
+                          sort_keys=True)
+    return hashlib.sha256(document.encode('utf-8')).hexdigest()
+
+
+def refusal_record(digest, message, now=None):
+    """The JSON text that remembers that the CA would not issue what this request asks for."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return json.dumps({'request': digest, 'message': message, 'since': now.strftime('%Y-%m-%dT%H:%M:%SZ')},
+                      indent=2, sort_keys=True) + '\n'
+
+
+def refusal_lookup(path, digest):
+    """``{'message', 'since'}`` when the refusal at ``path`` is for this very request, else None."""
+    try:
+        with open(path, 'r') as handle:
+            record = json.load(handle)
+        if record['request'] == digest:
+            return {'message': str(record['message']), 'since': str(record['since'])}
+    except (IOError, OSError, ValueError, KeyError, TypeError):
+        pass
+    return None

@@ -160,6 +160,19 @@ def _server_text(response, body):
     return ''
 
 
+def _check_trust_file(path):
+    """Fail before any request when ``ca_path`` holds no certificate (an empty or wrong file)."""
+    import os.path
+    from .fileio import read_bytes
+    if os.path.isdir(path):
+        return  # an OpenSSL hashed directory: requests hands it over as it is
+    data = read_bytes(path)
+    if data is None:
+        raise ESTError('invalid_input', 'ca_path %s does not exist' % path)
+    if b'-----BEGIN CERTIFICATE-----' not in data:
+        raise ESTError('invalid_input', 'ca_path %s holds no PEM certificate to verify the server with' % path)
+
+
 class ESTTransport:
     """Talks HTTPS to one EST server (one base URL, one CA label)."""
 
@@ -174,6 +187,8 @@ class ESTTransport:
             raise ESTError('invalid_input', 'client_key_path needs client_cert_path')
         if (username is None) != (password is None):
             raise ESTError('invalid_input', 'username and password go together')
+        if ca_path:
+            _check_trust_file(ca_path)
         self.bootstrap = bootstrap
         # The trust the user names wins: pass verify with every request so that
         # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE from the environment cannot replace it.

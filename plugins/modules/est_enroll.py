@@ -25,10 +25,14 @@ description:
   - When the server answers 202 (pending), the new key and the CSR are kept beside the
     certificate (mode 0600, C(<path>.pending.key) and C(<path>.pending.json)); the next run sends
     the same CSR again, and installs the certificate once it is issued.
+  - Nothing is written before a verified answer, so a request that fails (server, trust, network)
+    reports C(changed=false) and leaves the host as it was.
   - With O(csr_path) or O(csr_content) it enrolls a CSR made elsewhere (for example with
     C(delegate_to)); no key is handled and the certificate is returned (and written to O(path) if set).
-  - Files are replaced atomically; the key is written just before the certificate, so an old
-    key and certificate stay in place, matching, when anything fails.
+  - Files are replaced atomically. A verified certificate is staged first (C(<path>.pending.pem),
+    with the new key in C(<path>.pending.key)), then key and certificate are swapped. A run killed at
+    any instant (power loss, OOM) leaves either the old pair or a staged one; the next run installs
+    a staged pair without the network, removes leftovers, and reports them in RV(repaired).
 author:
   - pki.est developers (@pki-est)
 extends_documentation_fragment:
@@ -109,6 +113,8 @@ options:
     type: str
 notes:
   - A pending request survives between runs; delete C(<path>.pending.json) and C(<path>.pending.key) to abandon it.
+  - When the CA issues a certificate without a requested subjectAltName and O(san_policy=fail), the refusal
+    is kept in C(<path>.refused.json); delete it (or change the request, or set O(force)) to ask again.
 seealso:
   - module: pki.est.est_reenroll
   - module: pki.est.est_cacerts
@@ -159,13 +165,23 @@ action:
     - What happened. V(none) when the certificate is current, V(enrolled), V(renewed) (same key),
       V(rekeyed) (new key), V(pending) when the server has not decided yet, V(completed) when only a
       missing chain, full chain or PKCS#12 file was written again.
-    - In check mode, what would happen (V(enroll), V(renew), V(resume), V(complete)).
+    - V(recovered) when the run only finished installing a verified certificate that an interrupted
+      run had staged (see RV(repaired)), V(cleaned) when it only removed what an interrupted run left.
+    - In check mode, what would happen (V(enroll), V(renew), V(resume), V(complete), V(recover), V(clean)).
   returned: always
   type: str
   sample: enrolled
 reasons:
   description: Why the action was needed.
   returned: always
+  type: list
+  elements: str
+repaired:
+  description:
+    - What this run repaired before doing its job, when an earlier run was killed part way (a staged
+      certificate installed, temp files or an unused pending key removed). The files beside O(path)
+      are then as a completed run leaves them.
+  returned: when something was repaired
   type: list
   elements: str
 pending:

@@ -120,13 +120,23 @@ action:
     - What happened. V(none) when the certificate is current, V(enrolled), V(renewed) (same key),
       V(rekeyed) (new key), V(pending) when the server has not decided yet, V(completed) when only a
       missing chain, full chain or PKCS#12 file was written again.
-    - In check mode, what would happen (V(enroll), V(renew), V(resume), V(complete)).
+    - V(recovered) when the run only finished installing a verified certificate that an interrupted
+      run had staged (see RV(repaired)), V(cleaned) when it only removed what an interrupted run left.
+    - In check mode, what would happen (V(enroll), V(renew), V(resume), V(complete), V(recover), V(clean)).
   returned: always
   type: str
   sample: enrolled
 reasons:
   description: Why the action was needed.
   returned: always
+  type: list
+  elements: str
+repaired:
+  description:
+    - What this run repaired before doing its job, when an earlier run was killed part way (a staged
+      certificate installed, temp files or an unused pending key removed). The files beside O(path)
+      are then as a completed run leaves them.
+  returned: when something was repaired
   type: list
   elements: str
 pending:

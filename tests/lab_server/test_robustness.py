@@ -158,12 +158,35 @@ class Generator:
         return request_bytes(method, path, [("Content-Type", "application/pkcs10"), ("Authorization", basic())], body)
 
     def missing_length(self):
-        body = b64(self.csr()).encode()
+        """Neither Content-Length nor Transfer-Encoding; half of them send a body anyway."""
+        body = b64(self.csr()).encode() if self.rng.random() < 0.5 else b""
         headers = [("Content-Type", "application/pkcs10"), ("Authorization", basic())]
-        if self.rng.random() < 0.5:
-            return request_bytes("POST", EST + "simpleenroll", headers, body=b"", content_length=False)
-        chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
-        return request_bytes("POST", EST + "simpleenroll", headers + [("Transfer-Encoding", "chunked")], body=None) + chunked
+        return request_bytes("POST", EST + "simpleenroll", headers, body=None) + body
+
+    def bad_chunked(self):
+        """Chunked bodies with broken framing (400) or chunk sizes over the limit (413)."""
+        good = b64(self.csr()).encode()
+        headers = [("Content-Type", "application/pkcs10"), ("Authorization", basic()), ("Transfer-Encoding", "chunked")]
+        choice = self.rng.randrange(8)
+        if choice == 0:  # a chunk size that is not hex
+            raw = self.junk(self.rng.randint(1, 8), "ghijklmnopqrstuvwxyz-+ ").encode() + b"\r\n" + good + b"\r\n0\r\n\r\n"
+        elif choice == 1:  # a chunk size smaller than the data
+            raw = b"%x\r\n%s\r\n0\r\n\r\n" % (len(good) - self.rng.randint(1, 20), good)
+        elif choice == 2:  # a chunk size a little larger than the data (still within what is sent)
+            raw = b"%x\r\n%s\r\n0\r\n\r\n" % (len(good) + self.rng.randint(1, 4), good)
+        elif choice == 3:  # LF line ends
+            raw = b"%x\n%s\n0\n\n" % (len(good), good)
+        elif choice == 4:  # a malformed trailer field
+            raw = b"%x\r\n%s\r\n0\r\n%s\r\n\r\n" % (len(good), good, self.rng.choice([b"no colon", b": empty name", b"a b: c"]))
+        elif choice == 5:  # chunked and a Content-Length
+            raw = b"%x\r\n%s\r\n0\r\n\r\n" % (len(good), good)
+            headers.append(("Content-Length", str(len(raw))))
+        elif choice == 6:  # chunks adding up to more than max_body_bytes, all sent
+            piece = b"A" * self.rng.randint(1000, MAX_BODY)
+            raw = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for dummy in range(MAX_BODY // len(piece) + 1)) + b"0\r\n\r\n"
+        else:  # one chunk declared over the limit, never sent
+            raw = b"%x\r\n" % self.rng.choice([MAX_BODY + 1, 10 ** 9, 16 ** 20])
+        return request_bytes("POST", EST + "simpleenroll", headers, body=None) + raw
 
     def header_garbage(self):
         choice = self.rng.randrange(9)
@@ -196,7 +219,7 @@ class Generator:
         return line + b"\r\nHost: x\r\nConnection: close\r\n\r\n"
 
     KINDS = ("bad_base64", "wrong_content_type", "oversized", "truncated_der", "garbage_der", "bad_signature", "bad_auth",
-             "bad_method", "bad_path", "missing_length", "header_garbage")
+             "bad_method", "bad_path", "missing_length", "header_garbage", "bad_chunked")
 
     def requests(self, count_per_kind):
         for kind in self.KINDS:
@@ -247,6 +270,7 @@ def test_malformed_requests_get_4xx(robust_server):
     assert seen["bad_base64"] == {400}
     assert seen["oversized"] == {413}
     assert seen["missing_length"] == {411}
+    assert seen["bad_chunked"] == {400, 413}
     assert seen["bad_signature"] == {400}
     assert seen["bad_auth"] == {401}
     assert 405 in seen["bad_method"] and 404 in seen["bad_path"]

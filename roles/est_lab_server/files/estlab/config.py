@@ -27,7 +27,7 @@ DEFAULTS = {
     "rollover": False,
     "socket_timeout": 15,
     "response_wrap": 64,
-    "response_eol": "crlf",
+    "response_eol": "lf",  # base64 as OpenSSL writes it, the form libest reads; "crlf" is the variant
     "serverkeygen_order": "key-first",
     "serverkeygen_eol": "crlf",
     "serverkeygen_key_format": "pkcs8",

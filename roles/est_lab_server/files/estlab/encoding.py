@@ -1,4 +1,9 @@
-"""Response body framing: base64 text and certs-only PKCS#7 (CMC Simple PKI Response)."""
+"""Response body framing: base64 text and certs-only PKCS#7 (CMC Simple PKI Response).
+
+Single-part base64 bodies end their lines in LF by default (configuration key
+``response_eol``, "crlf" for the other form): that is how OpenSSL writes base64
+and what libest reads.  multipart/mixed answers (serverkeygen.py) keep CRLF.
+"""
 
 import base64
 
@@ -11,7 +16,7 @@ CSRATTRS_CONTENT_TYPE = "application/csrattrs"
 EOLS = {"crlf": b"\r\n", "lf": b"\n"}
 
 
-def base64_text(der, wrap=64, eol="crlf"):
+def base64_text(der, wrap=64, eol="lf"):
     """base64 of der in lines of wrap characters (0: one line), each line ended by eol."""
     text = base64.b64encode(der)
     if not text:
@@ -26,5 +31,5 @@ def certs_only_der(certs):
     return pkcs7.serialize_certificates(list(certs), serialization.Encoding.DER)
 
 
-def certs_only_body(certs, wrap=64, eol="crlf"):
+def certs_only_body(certs, wrap=64, eol="lf"):
     return base64_text(certs_only_der(certs), wrap, eol)

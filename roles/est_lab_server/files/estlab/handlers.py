@@ -4,6 +4,10 @@ Every method is accepted at the HTTP level and routed, so an unexpected method
 gets 405 (not http.server's 501).  Malformed header sections get 400.  An
 exception inside an operation becomes a generic 500 and is logged; the
 connection and the server go on.
+
+Request bodies come with a Content-Length or chunked (RFC 9112 7.1, as Go's
+net/http sends a body of unknown length): chunk extensions and trailer fields
+are read and ignored, the body size limit holds for both framings.
 """
 
 import logging
@@ -26,8 +30,14 @@ log = logging.getLogger("estlab")
 DRAIN_LIMIT = 16 * 1024 * 1024
 DRAIN_SECONDS = 2.0
 
+# Chunked framing: a chunk-size line (with its extensions) and the trailer section are bounded.
+MAX_CHUNK_LINE = 4096
+MAX_TRAILER_BYTES = 16384
+
 TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# chunk-size [ chunk-ext ] (RFC 9112 7.1.1); the extensions are not interpreted.
+CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]+)[ \t]*(?:;[^\r\n]*)?")
 
 
 def header_problem(headers):
@@ -55,6 +65,78 @@ def declared_length(headers):
     return int(values[0])
 
 
+def transfer_codings(headers):
+    """The Transfer-Encoding codings, lowercased, in order ([] when absent)."""
+    codings = []
+    for value in headers.get_all("Transfer-Encoding") or []:
+        codings += [coding.strip().lower() for coding in value.split(",") if coding.strip()]
+    return codings
+
+
+def check_chunked(headers, version):
+    """True for a chunked body, False for none declared; raises HttpError (400/501) for framings not accepted."""
+    if headers.get("Transfer-Encoding") is None:
+        return False
+    codings = transfer_codings(headers)
+    if version == "HTTP/1.0":
+        raise HttpError(400, "Transfer-Encoding in an HTTP/1.0 request")  # RFC 9112 6.1: faulty framing
+    if not codings or codings[-1] != "chunked":
+        raise HttpError(400, "the final transfer coding of a request body must be chunked")
+    if len(codings) > 1:
+        others = ", ".join(coding[:40] for coding in codings[:-1])
+        raise HttpError(501, "transfer coding %s is not supported (only chunked)" % others)
+    if headers.get("Content-Length") is not None:
+        raise HttpError(400, "both Transfer-Encoding and Content-Length in a request")  # RFC 9112 6.3: may be smuggling
+    return True
+
+
+def _framing_line(rfile, limit, what):
+    """One CRLF-ended line of chunked framing, without the CRLF."""
+    line = rfile.readline(limit + 1)
+    if not line.endswith(b"\n"):
+        if len(line) > limit:
+            raise HttpError(400, "%s line over %d bytes in the chunked body" % (what, limit))
+        raise ConnectionError("client closed the connection inside the chunked body")
+    if not line.endswith(b"\r\n") or b"\r" in line[:-2]:
+        raise HttpError(400, "%s line in the chunked body not ended by CRLF, or with a bare CR" % what)
+    return line[:-2]
+
+
+def read_chunked(rfile, limit):
+    """The data of a chunked body (RFC 9112 7.1); 413 once the chunk sizes add up to more than limit, 400 on bad framing."""
+    parts = []
+    total = 0
+    while True:
+        match = CHUNK_SIZE.fullmatch(_framing_line(rfile, MAX_CHUNK_LINE, "chunk size"))
+        if match is None:
+            raise HttpError(400, "malformed chunk size line in the chunked body")
+        size = int(match.group(1), 16)
+        if size == 0:
+            break
+        if total + size > limit:
+            raise HttpError(413, "request body of at least %d bytes is over the limit of %d bytes" % (total + size, limit))
+        data = rfile.read(size)
+        if len(data) != size:
+            raise ConnectionError("client sent %d of %d bytes of a chunk" % (len(data), size))
+        parts.append(data)
+        total += size
+        end = rfile.read(2)
+        if end != b"\r\n":
+            if len(end) < 2 and b"\r\n".startswith(end):
+                raise ConnectionError("client closed the connection inside the chunked body")
+            raise HttpError(400, "chunk data not followed by CRLF (chunk size wrong?) in the chunked body")
+    trailer_bytes = 0
+    while True:  # the trailer section: read and thrown away
+        line = _framing_line(rfile, MAX_TRAILER_BYTES, "trailer")
+        if not line:
+            return b"".join(parts)
+        trailer_bytes += len(line) + 2
+        if trailer_bytes > MAX_TRAILER_BYTES:
+            raise HttpError(400, "trailer section over %d bytes in the chunked body" % MAX_TRAILER_BYTES)
+        if b":" not in line or not TOKEN.match(line.split(b":", 1)[0].decode("latin-1")):
+            raise HttpError(400, "malformed trailer field in the chunked body")
+
+
 def has_body(headers):
     if headers.get("Transfer-Encoding") is not None:
         return True
@@ -72,6 +154,7 @@ class RequestContext:
         self.method = handler.command
         self.path = urlsplit(handler.path).path
         self.headers = handler.headers
+        self.version = handler.request_version
         self.peer_cert_der = handler.peer_cert_der
         self.body_read = False
         # Filled in by routing and operations, for the request log.
@@ -82,17 +165,23 @@ class RequestContext:
         self.fault = None
 
     def read_body(self, limit):
-        """Read the whole body, refusing (411/413) before reading anything when it is not acceptable."""
-        if self.headers.get("Transfer-Encoding") is not None:
-            raise HttpError(411, "send the body with a Content-Length (no Transfer-Encoding)")
-        length = declared_length(self.headers)
-        if length is None:
-            raise HttpError(411, "Content-Length required")
-        if length > limit:
-            raise HttpError(413, "request body of %d bytes is over the limit of %d bytes" % (length, limit))
-        data = self._rfile.read(length)
-        if len(data) != length:
-            raise ConnectionError("client sent %d of %d body bytes" % (len(data), length))
+        """Read the whole body (Content-Length or chunked), refusing what is not acceptable.
+
+        A Content-Length body over limit gets 413 before anything is read, a
+        chunked one as soon as its chunk sizes add up to more than limit; no
+        length at all gets 411, malformed framing 400.
+        """
+        if check_chunked(self.headers, self.version):
+            data = read_chunked(self._rfile, limit)
+        else:
+            length = declared_length(self.headers)
+            if length is None:
+                raise HttpError(411, "Content-Length (or Transfer-Encoding: chunked) required")
+            if length > limit:
+                raise HttpError(413, "request body of %d bytes is over the limit of %d bytes" % (length, limit))
+            data = self._rfile.read(length)
+            if len(data) != length:
+                raise ConnectionError("client sent %d of %d body bytes" % (len(data), length))
         self.body_read = True
         return data
 
@@ -108,6 +197,8 @@ class EstHandler(BaseHTTPRequestHandler):
     error_message_format = "%(code)d %(message)s\n"
     # Errors found before the version is known still get a status line.
     default_request_version = "HTTP/1.0"
+
+    abrupt_close = False
 
     def setup(self):
         self.timeout = self.server.state.config.get("socket_timeout")
@@ -167,6 +258,7 @@ class EstHandler(BaseHTTPRequestHandler):
         if response.drop:
             log.info("%s %s: dropping the connection (fault)", self.command, ctx.path)
             self.close_connection = True
+            self.abrupt_close = True  # no close_notify either: the client sees the connection drop
             return
         settled = ctx.body_settled()
         self.send_response(response.status)

@@ -3,10 +3,12 @@
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import ssl
 import threading
+import time
 from http.server import ThreadingHTTPServer
 from socketserver import TCPServer
 
@@ -20,6 +22,8 @@ log = logging.getLogger("estlab")
 # handshake so that the application answers 403 with a reason.
 X509_V_FLAG_NO_CHECK_TIME = 0x200000
 HANDSHAKE_TIMEOUT = 10
+# After sending close_notify, how long to wait for the client's before closing the socket anyway.
+CLOSE_NOTIFY_TIMEOUT = 1.0
 
 
 def make_ssl_context(state):
@@ -68,13 +72,43 @@ class LabHTTPServer(ThreadingHTTPServer):
         except (ssl.SSLError, OSError) as exc:
             log.info("%s: TLS handshake failed: %s", client_address[0], exc)
             return
+        handler = None
         try:
-            self.RequestHandlerClass(connection, client_address, self)
+            handler = self.RequestHandlerClass(connection, client_address, self)
         finally:
+            if handler is None or not handler.abrupt_close:
+                send_close_notify(connection)
             connection.close()
 
     def handle_error(self, request, client_address):
         log.exception("%s: connection error", client_address[0])
+
+
+def send_close_notify(connection):
+    """End TLS with a close_notify alert (RFC 8446 6.1) so that clients see an orderly close, not a truncation.
+
+    The alert is sent at once; then the client's own close_notify is awaited
+    for at most CLOSE_NOTIFY_TIMEOUT in all (the client closing the connection,
+    or sending more data, ends the wait at once).  A client that went away is
+    no error.
+    """
+    deadline = time.monotonic() + CLOSE_NOTIFY_TIMEOUT
+    try:
+        connection.setblocking(False)
+        while True:
+            try:
+                connection.unwrap()
+                return
+            except ssl.SSLWantReadError:
+                readable, writable = [connection], []
+            except ssl.SSLWantWriteError:
+                readable, writable = [], [connection]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            select.select(readable, writable, [], remaining)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        log.debug("close_notify: %s", exc)
 
 
 def url_host(bind):

@@ -111,11 +111,14 @@ def fake_transport(answers, url='https://est.example.com', **kwargs):
     afterwards replaces it, and every other part of the request path (session, auth, environment
     merging, header preparation) stays the real ``requests`` code.
     """
-    from ansible_collections.pki.est.plugins.module_utils.transport import ESTTransport
+    from unittest import mock
+    from ansible_collections.pki.est.plugins.module_utils import transport as transport_module
     if isinstance(answers, (Answer, BaseException)) or callable(answers):
         answers = [answers]
     adapter = FakeAdapter(*answers)
-    transport = ESTTransport(url, **kwargs)
+    # The trust file named here is only handed to requests, which never reads it behind a fake adapter.
+    with mock.patch.object(transport_module, '_check_trust_file', lambda path: None):
+        transport = transport_module.ESTTransport(url, **kwargs)
     transport.session.mount('https://', adapter)
     transport.session.mount('http://', adapter)
     return transport, adapter

@@ -75,6 +75,47 @@ def test_subject_errors(common_name, subject, fragment):
     assert fragment in info.value.message
 
 
+@pytest.mark.parametrize('common_name, subject', [
+    ('a\u00e9\u00df.example', None),  # non-ASCII letters are fine in a UTF8String
+    ('x' * 64, None),
+    ('\u00e9' * 32, None),  # 64 bytes as UTF-8
+    ('host.example', {'O': 'Example, Inc.', 'OU': ['Ops & Web', 'A/B (c)'], 'C': 'de', 'serialNumber': 42}),
+    (None, {'street': 'Main Street 1', 'L': 'S\u00e3o Paulo', '2.5.4.3': 'x' * 64}),
+])
+def test_subject_values_accepted(common_name, subject):
+    pairs = csr.subject_pairs(common_name, subject)
+    assert pairs
+    csr.x509_name(pairs)  # and cryptography takes them
+
+
+@pytest.mark.parametrize('common_name, subject, fragment', [
+    ('a\nb', None, "common_name contains a control character: 'a\\nb'"),
+    ('a\tb', None, "common_name contains a control character: 'a\\tb'"),
+    ('\x00', None, "common_name contains a control character: '\\x00'"),
+    ('a\rb', None, 'control character'),
+    ('a\x1fb', None, "'a\\x1fb'"),
+    ('a\x7fb', None, "'a\\x7fb'"),  # DEL
+    ('a\x85b', None, "'a\\x85b'"),  # C1: NEL
+    ('a\x9fb', None, "'a\\x9fb'"),
+    ('host.example\n', None, 'common_name contains a control character'),
+    (None, {'CN': 'a\nb'}, "subject attribute 'CN' contains a control character: 'a\\nb'"),
+    (None, {'O': 'Example\x00Inc'}, "subject attribute 'O' contains a control character: 'Example\\x00Inc'"),
+    (None, {'OU': ['Ops', 'W\teb']}, "subject attribute 'OU' contains a control character: 'W\\teb'"),
+    (None, {'2.5.4.10': 'a\x1bb'}, "subject attribute '2.5.4.10' contains a control character"),
+    ('x' * 65, None, 'common_name is too long (65 characters'),
+    (None, {'CN': 'y' * 65}, "subject attribute 'CN' is too long (65 characters"),
+    (None, {'2.5.4.3': 'y' * 100}, 'at most 64'),
+    ('\u00e9' * 33, None, 'common_name is too long (33 characters, 66 bytes as UTF-8)'),
+    (None, {'C': 'D1'}, "two letters, got 'D1'"),
+    (None, {'C': '\u00fc1'}, 'two letters'),
+])
+def test_subject_value_errors(common_name, subject, fragment):
+    with pytest.raises(ESTError) as info:
+        csr.subject_pairs(common_name, subject)
+    assert info.value.kind == 'invalid_input'
+    assert fragment in info.value.message
+
+
 def test_name_pairs_round_trip():
     pairs = csr.subject_pairs('h.example', {'O': 'Example', 'OU': ['A', 'B'], 'C': 'FR'})
     assert csr.name_pairs(csr.x509_name(pairs)) == pairs
@@ -109,6 +150,103 @@ def test_normalize_san(entry, expected):
     ('IP:2001:db8:::1', 'is not an IP address'),
 ])
 def test_normalize_san_errors(entry, fragment):
+    with pytest.raises(ESTError) as info:
+        csr.normalize_san(entry)
+    assert info.value.kind == 'invalid_input'
+    assert fragment in info.value.message
+
+
+@pytest.mark.parametrize('entry, expected', [
+    ('DNS:localhost', 'DNS:localhost'),
+    ('DNS:a.b', 'DNS:a.b'),
+    ('DNS:a-b.c-d.example', 'DNS:a-b.c-d.example'),
+    ('DNS:xn--bcher-kva.example', 'DNS:xn--bcher-kva.example'),
+    ('DNS:_sip._tcp.example.com', 'DNS:_sip._tcp.example.com'),  # underscores: SRV-style labels
+    ('DNS:host_1.example', 'DNS:host_1.example'),
+    ('DNS:1.example', 'DNS:1.example'),
+    ('DNS:*.a.example', 'DNS:*.a.example'),
+    ('DNS:' + 'a' * 63 + '.example', 'DNS:' + 'a' * 63 + '.example'),
+    ('DNS:' + '.'.join(['a' * 63] * 3 + ['b' * 61]), 'DNS:' + '.'.join(['a' * 63] * 3 + ['b' * 61])),  # 253
+    ('DNS:' + '.'.join(['a' * 63] * 3 + ['b' * 61]) + '.', 'DNS:' + '.'.join(['a' * 63] * 3 + ['b' * 61])),
+    ('email:a@b', 'email:a@b'),
+    ('email:first.last+tag@sub.example.com', 'email:first.last+tag@sub.example.com'),
+    ("email:o'neil!#$%&*=?^`{|}~-_/@example.com", "email:o'neil!#$%&*=?^`{|}~-_/@example.com"),
+    ('email:ops@xn--bcher-kva.example', 'email:ops@xn--bcher-kva.example'),
+    ('URI:urn:ietf:rfc:7030', 'URI:urn:ietf:rfc:7030'),
+    ('URI:spiffe://example.org/ns/default/sa/web', 'URI:spiffe://example.org/ns/default/sa/web'),
+    ('URI:coap+tcp://[2001:db8::1]:5683/x?y=1#z', 'URI:coap+tcp://[2001:db8::1]:5683/x?y=1#z'),
+    ('URI:a1.b-c+d:x%20y', 'URI:a1.b-c+d:x%20y'),
+    ('URI:mailto:ops@example.com', 'URI:mailto:ops@example.com'),
+    ('IP:::', 'IP:::'),
+    ('IP:0.0.0.0', 'IP:0.0.0.0'),
+])
+def test_normalize_san_valid_values(entry, expected):
+    assert csr.normalize_san(entry) == expected
+
+
+@pytest.mark.parametrize('entry, fragment', [
+    # DNS
+    ('DNS:a b', "subject_alt_name entry 'DNS:a b' is not a valid DNS name: ' ' in label 'a b'"),
+    ('DNS:a..b', "'DNS:a..b' is not a valid DNS name: it has an empty label"),
+    ('DNS:.a.b', 'empty label'),
+    ('DNS:a.b..', 'empty label'),  # one trailing dot is stripped, not two
+    ('DNS:.', 'empty label'),
+    ('DNS:-a.b', "label '-a' starts or ends with a hyphen"),
+    ('DNS:a-.b', "label 'a-' starts or ends with a hyphen"),
+    ('DNS:a.b-', 'starts or ends with a hyphen'),
+    ('DNS:a\tb.example', "'\\t' in label"),
+    ('DNS:a\x00b', "'\\x00' in label"),
+    ('DNS:a\nb.example', 'is not a valid DNS name'),
+    ('DNS:host:443', "':' in label"),
+    ('DNS:a/b.example', "'/' in label"),
+    ('DNS:a@b.example', "'@' in label"),
+    ('DNS:*', "'*' in label"),
+    ('DNS:*.', "'*' in label"),
+    ('DNS:*.*.example', "'*' in label"),
+    ('DNS:a.*.example', "'*' in label"),
+    ('DNS:w*.example', "'*' in label"),
+    ('DNS:*.', 'a wildcard is a whole first label'),
+    ('DNS:' + 'a' * 64 + '.example', 'longer than 63 characters'),
+    ('DNS:' + '.'.join(['a' * 63] * 3 + ['b' * 62]), 'longer than 253 characters'),
+    ('DNS:b\u00fccher.example', 'A-label (xn--)'),
+    ('DNS:b\u00fccher.example', 'is not ASCII'),
+    # email
+    ('email:not an email', "subject_alt_name entry 'email:not an email' is not a valid email address"),
+    ('email:ops', 'local-part@domain'),
+    ('email:@example.com', 'local-part@domain'),
+    ('email:ops@', 'local-part@domain'),
+    ('email:o ps@example.com', "' ' in the local part"),
+    ('email:o\tps@example.com', "'\\t' in the local part"),
+    ('email:o\x7fps@example.com', "'\\x7f' in the local part"),
+    ('email:a@b@example.com', "'@' in the local part"),
+    ('email:ops@exa mple.com', "domain 'exa mple.com': ' ' in label"),
+    ('email:ops@a..example', "domain 'a..example': it has an empty label"),
+    ('email:ops@-a.example', 'hyphen'),
+    ('email:ops@*.example.com', "'*' in label"),
+    ('email:ops@example.com.', 'empty label'),
+    ('email:\u00fc@example.com', 'A-label'),
+    ('email:ops@b\u00fccher.example', 'A-label'),
+    # URI
+    ('URI:example.com/path', "subject_alt_name entry 'URI:example.com/path' is not a valid URI: it has no scheme"),
+    ('URI:foo bar:x', "'URI:foo bar:x' is not a valid URI: it contains ' '"),
+    ('URI:https://a.example/x y', "contains ' '"),
+    ('URI:https://a.example/\x00', "contains '\\x00'"),
+    ('URI:https://a.example/\x85x', "contains '\\x85'"),
+    ('DNS:a\x85b.example', "'\\x85' in label"),
+    ('email:o\x9fps@example.com', "'\\x9f' in the local part"),
+    ('email:ops@a\x85b.example', "'\\x85' in label"),
+    ('URI:/relative/path', 'no scheme'),
+    ('URI://host/path', 'no scheme'),
+    ('URI:1http://a.example/', 'no scheme'),
+    ('URI:ht_tp://a.example/', 'no scheme'),
+    ('URI:https://\u00fc.example/', 'A-label'),
+    # IP (as before)
+    ('IP:1.2.3', "subject_alt_name 'IP:1.2.3' is not an IP address"),
+    ('IP:1.2.3.4.5', 'is not an IP address'),
+    ('IP:192.0.2.1/24', 'is not an IP address'),
+    ('IP:192.0.2. 1', 'is not an IP address'),
+])
+def test_normalize_san_invalid_values(entry, fragment):
     with pytest.raises(ESTError) as info:
         csr.normalize_san(entry)
     assert info.value.kind == 'invalid_input'

@@ -215,7 +215,9 @@ def test_select_missing_san(pki):
     with pytest.raises(ESTError) as info:
         enroll.select_and_verify(*args, san_policy='fail', now=VALID_NOW)
     assert info.value.kind == 'verification'
-    assert info.value.message == 'the issued certificate lacks the requested subjectAltName DNS:device.example.com, IP:192.0.2.1'
+    assert info.value.message == ('the issued certificate lacks the requested subjectAltName DNS:device.example.com, IP:192.0.2.1 '
+                                  '(san_policy=warn installs it anyway)')
+    assert info.value.details == {'missing_subject_alt_name': ['DNS:device.example.com', 'IP:192.0.2.1']}
     cert, chain, warnings = enroll.select_and_verify(*args, san_policy='warn', now=VALID_NOW)
     assert cert == pki.leaf and chain == [pki.intermediate, pki.root]
     assert warnings == ['the issued certificate lacks the requested subjectAltName DNS:device.example.com, IP:192.0.2.1']
@@ -227,12 +229,14 @@ class SmallCA:
     """An EST server in miniature: /cacerts gives root and issuing CA, enrollment signs what the CSR asks for.
 
     ``mode`` is ``issue``, ``pending`` (HTTP 202), ``error`` (an ESTError from post), ``wrong_key`` (a
-    certificate for some other key) or ``pending_once`` (202 once, then ``issue``).
+    certificate for some other key), ``pending_once`` (202 once, then ``issue``) or ``drop_sans`` (issues
+    without the requested subjectAltName). ``root_only``: /cacerts leaves out the issuing CA.
     """
 
     def __init__(self, pki):
         self.root, self.issuer, self.issuer_key = pki.root, pki.intermediate, pki.intermediate_key
         self.mode = 'issue'
+        self.root_only = False
         self.log = []           # (operation, DER body or None)
         self.connections = []   # the keyword arguments of every transport made
         self.issued = []
@@ -258,8 +262,12 @@ class SmallCA:
         if self.mode == 'wrong_key':
             req = build_csr(_pki.new_key(), name_pairs(req.subject))
         now = datetime.datetime.now(UTC)
-        cert = _pki.cert_from_csr(req, self.issuer, self.issuer_key, not_before=now - datetime.timedelta(minutes=1),
-                                  not_after=now + datetime.timedelta(days=30))
+        if self.mode == 'drop_sans':
+            cert = _pki.leaf_for(req.subject, req.public_key(), self.issuer, self.issuer_key,
+                                 not_before=now - datetime.timedelta(minutes=1), not_after=now + datetime.timedelta(days=30))
+        else:
+            cert = _pki.cert_from_csr(req, self.issuer, self.issuer_key, not_before=now - datetime.timedelta(minutes=1),
+                                      not_after=now + datetime.timedelta(days=30))
         self.issued.append(cert)
         return _pkcs7_answer([cert])
 
@@ -274,7 +282,7 @@ class _SmallCATransport:
         self.requests_made += 1
         self.ca.log.append((operation, None))
         assert operation == 'cacerts'
-        return _pkcs7_answer([self.ca.root, self.ca.issuer])
+        return _pkcs7_answer([self.ca.root] if self.ca.root_only else [self.ca.root, self.ca.issuer])
 
     def post(self, operation, der, content_type, accept=None):
         self.requests_made += 1
@@ -470,11 +478,13 @@ def test_rekey_changes_the_key(paths, ca):
     assert _mode(paths.key) == 0o600
     assert cert.subject == old_cert.subject
     assert paths.listing() == sorted(['chain.pem', 'dev.crt', 'dev.crt.est.json', 'dev.key', 'fullchain.pem'])
-    # The new key is parked (secret) before the request, then the chain, key and certificate go in, then the record.
-    assert files.events == [('write', 'dev.crt.pending.key', True, False), ('write', 'chain.pem', False, False),
-                            ('write', 'dev.key', True, False), ('write', 'dev.crt', False, False), ('write', 'fullchain.pem', False, False),
+    # Staged first (the new key, secret, then the verified certificate: from here on the swap is decided),
+    # then chain, key and certificate go in, the staged files go (the staged certificate last), then the record.
+    assert files.events == [('write', 'dev.crt.pending.key', True, False), ('write', 'dev.crt.pending.pem', False, False),
+                            ('write', 'chain.pem', False, False), ('write', 'dev.key', True, False),
+                            ('write', 'dev.crt', False, False), ('write', 'fullchain.pem', False, False),
                             ('remove', 'dev.crt.pending.json'), ('remove', 'dev.crt.pending.key'),
-                            ('write', 'dev.crt.est.json', False, True)]
+                            ('remove', 'dev.crt.pending.pem'), ('write', 'dev.crt.est.json', False, True)]
 
 
 def test_key_type_change_enrolls_with_a_new_key(paths, ca):
@@ -567,7 +577,8 @@ def test_failure_after_new_key_leaves_old_pair(paths, ca, mode, kind):
     assert info.value.kind == kind
     assert paths.snapshot() == before
     assert paths.listing() == sorted(['chain.pem', 'dev.crt', 'dev.crt.est.json', 'dev.key', 'fullchain.pem'])
-    assert files.events == [('write', 'dev.crt.pending.key', True, False), ('remove', 'dev.crt.pending.key')]
+    # Nothing is written before a verified answer: the failure changed nothing on the host.
+    assert files.events == []
 
 
 def test_failure_on_first_enrollment_leaves_nothing(paths, ca):
@@ -639,3 +650,179 @@ def test_external_csr_installs_and_is_idempotent(paths, ca):
     other = build_csr(generate_private_key(), [('2.5.4.3', 'external.example')])
     job = enroll.Enrollment(enroll.Options(cert_path=paths.cert, external_csr=other), CONNECTION, transport_factory=_no_transport)
     assert job.plan() == ('enroll', ['the certificate is not for the key of the CSR'])
+
+
+# -- crash safety: a run stopped before any file step is repaired by the next run, offline -------------
+
+class Crash(BaseException):
+    """The process died here (BaseException: no engine code may catch it)."""
+
+
+class CrashingFiles(enroll.Files):
+    """The default file handling, dying just before the ``at``-th write or remove."""
+
+    def __init__(self, at):
+        self.at = at
+        self.steps = []
+
+    def _step(self, kind, path):
+        self.steps.append((kind, os.path.basename(path)))
+        if len(self.steps) == self.at:
+            raise Crash(self.steps[-1])
+
+    def write(self, path, data, mode=None, secret=False, bookkeeping=False):
+        self._step('write', path)
+        super(CrashingFiles, self).write(path, data, mode, secret, bookkeeping)
+
+    def remove(self, path):
+        self._step('remove', path)
+        super(CrashingFiles, self).remove(path)
+
+
+def _offline(**_connection):
+    raise AssertionError('the repair run must not need the network')
+
+
+@pytest.mark.parametrize('extra', [dict(rekey=True), dict()], ids=['rekey', 'renew'])
+def test_killed_at_every_step_the_next_run_repairs_offline(paths, ca, extra):
+    _first_run(paths, ca)
+    before = paths.snapshot()
+    old_key, old_cert = _installed(paths)
+    steps = RecordingFiles()
+    _job(paths, ca.factory, files=steps, force=True, **extra).run()
+    names = [event[:2] for event in steps.events]
+    commit = names.index(('write', 'dev.crt.pending.pem'))
+    for at in range(1, len(names) + 1):
+        for name, data in before.items():
+            with open(getattr(paths, name), 'wb') as handle:
+                handle.write(data)
+        for name in paths.pending.values():
+            if os.path.exists(name):
+                os.unlink(name)
+        with pytest.raises(Crash):
+            _job(paths, ca.factory, files=CrashingFiles(at), force=True, **extra).run()
+        # The same task without force: it must finish (or drop) what the killed run left, with no request.
+        repair = _job(paths, _offline)
+        repair.plan()
+        result = repair.run()
+        key, cert = _installed(paths)
+        assert keys_match(key, cert), (at, names[at - 1])
+        assert paths.listing() == sorted(['chain.pem', 'dev.crt', 'dev.crt.est.json', 'dev.key', 'fullchain.pem']), (at, names)
+        committed = at - 1 > commit
+        assert (cert != old_cert) is committed, (at, names[at - 1], result)
+        if committed:
+            assert result['action'] in ('recovered', 'none'), result
+        chain = load_pem_certs(_read(paths.chain))
+        cert.verify_directly_issued_by(chain[0])
+        assert load_pem_certs(_read(paths.fullchain))[0] == cert
+        assert repair.requests_made == 0
+
+
+def test_a_staged_certificate_for_no_key_is_dropped_with_a_warning(paths, ca):
+    from ansible_collections.pki.est.plugins.module_utils.codecs import certs_to_pem
+    _first_run(paths, ca)
+    stray = _pki.self_signed('stray.example')[0]
+    with open(paths.pending['staged'], 'wb') as handle:
+        handle.write(certs_to_pem([stray]).encode('ascii'))
+    job = _job(paths, _offline)
+    assert job.plan()[0] == 'recover'
+    result = job.run()
+    assert result['action'] == 'cleaned' and any('matched no key' in w for w in job.warnings)
+    assert not os.path.exists(paths.pending['staged'])
+
+
+def test_debris_of_a_killed_run_is_removed(paths, ca):
+    _first_run(paths, ca)
+    orphan_key = paths.pending['key']
+    with open(orphan_key, 'wb') as handle:
+        handle.write(private_key_pem(generate_private_key('ec-p256')))
+    temp = os.path.join(str(paths.dir), '.dev.key.abcd1234.tmp')
+    with open(temp, 'wb') as handle:
+        handle.write(b'half a key')
+    assert statecache.unchanged(paths.cert, paths.key, paths.chain, _wanted(), (paths.fullchain,)) is None
+    job = _job(paths, _offline)
+    assert job.plan()[0] == 'clean'
+    result = job.run()
+    assert result['changed'] is True and result['action'] == 'cleaned', result
+    assert paths.listing() == sorted(['chain.pem', 'dev.crt', 'dev.crt.est.json', 'dev.key', 'fullchain.pem'])
+    assert _job(paths, _offline).run()['action'] == 'none'
+
+
+def test_reenrollment_repeats_names_the_user_could_not_write_today(paths, pki):
+    """A certificate issued with a SAN that input validation now refuses still renews (RFC 7030 4.2.2)."""
+    key = generate_private_key('ec-p256')
+    odd = [x509.RFC822Name('not an email'), x509.UniformResourceIdentifier('example.com/no-scheme'), x509.DNSName('a..b')]
+    root_cert, root_key = _pki.self_signed('Odd Names CA')
+    previous = _pki.leaf_for(_pki.name('odd.example'), key.public_key(), root_cert, root_key,
+                             extensions=[(x509.SubjectAlternativeName(odd), False)])
+    job = _job(paths, _offline)
+    csr = job._build_csr(key, 'simplereenroll', previous)  # pylint: disable=protected-access
+    assert list(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value) == odd
+    assert csr.subject == previous.subject
+
+
+def test_unusable_names_the_server_asks_for_are_warnings(paths):
+    key = generate_private_key('ec-p256')
+    job = _job(paths, _offline)
+    csr = job._build_csr(key, 'simpleenroll', None, {'subject_alt_name': ['DNS:a..b', 'DNS:extra.example'],  # pylint: disable=protected-access
+                                                     'subject': {'OU': 'bad\nvalue'}})
+    sans = extension_values(csr)['sans']
+    assert 'DNS:extra.example' in sans and not any('a..b' in s for s in sans)
+    assert any("subject_alt_name 'DNS:a..b'" in w for w in job.warnings), job.warnings
+    assert any('subject attribute OU' in w for w in job.warnings), job.warnings
+
+
+# -- servers that leave the issuing CA out of /cacerts, CAs that drop SANs ------------------------------
+
+def test_intermediates_path_completes_a_chain_cacerts_lacks(paths, ca, pki, tmp_path):
+    from ansible_collections.pki.est.plugins.module_utils.codecs import certs_to_pem
+    ca.root_only = True
+    with pytest.raises(ESTError) as info:
+        _job(paths, ca.factory).run()
+    assert info.value.kind == 'verification' and 'intermediates_path' in info.value.message
+    assert paths.listing() == []
+    # A CA that does not chain to the server's anchors is no help: never trusted on its own.
+    stray = tmp_path / 'stray.pem'
+    stray.write_text(certs_to_pem([_pki.self_signed('Stray CA')[0]]))
+    with pytest.raises(ESTError):
+        _job(paths, ca.factory, intermediates_path=str(stray)).run()
+    given = tmp_path / 'intermediates.pem'
+    given.write_text(certs_to_pem([pki.intermediate]))
+    result = _job(paths, ca.factory, intermediates_path=str(given)).run()
+    assert result['action'] == 'enrolled'
+    assert _fps(load_pem_certs(_read(paths.chain))) == _fps([pki.intermediate, pki.root])
+    assert _fps(load_pem_certs(_read(paths.fullchain)))[1:] == _fps([pki.intermediate, pki.root])
+
+
+def test_intermediates_path_that_is_missing_or_empty_is_invalid_input(paths, ca, tmp_path):
+    ca.root_only = True
+    with pytest.raises(ESTError) as info:
+        _job(paths, ca.factory, intermediates_path=str(tmp_path / 'nothing.pem')).run()
+    assert info.value.kind == 'invalid_input'
+    assert paths.listing() == []
+
+
+def test_a_ca_that_drops_sans_is_asked_once(paths, ca):
+    ca.mode = 'drop_sans'
+    with pytest.raises(ESTError) as info:
+        _job(paths, ca.factory).run()
+    assert 'lacks the requested subjectAltName' in info.value.message
+    assert ca.operations.count('simpleenroll') == 1
+    assert paths.listing() == ['dev.crt.refused.json']
+    # The same request again: refused from the record, no request.
+    with pytest.raises(ESTError) as info:
+        _job(paths, ca.factory).run()
+    assert 'none was sent' in info.value.message and 'refused_since' in info.value.details
+    assert ca.operations.count('simpleenroll') == 1
+    # A changed request, or force, asks again.
+    with pytest.raises(ESTError):
+        _job(paths, ca.factory, wanted=_wanted(sans=[normalize_san('DNS:other.example')])).run()
+    assert ca.operations.count('simpleenroll') == 2
+    with pytest.raises(ESTError):
+        _job(paths, ca.factory, force=True).run()
+    assert ca.operations.count('simpleenroll') == 3
+    # With san_policy=warn the certificate is installed (it is a different request) and the refusal forgotten.
+    job = _job(paths, ca.factory, san_policy='warn')
+    assert job.run()['action'] == 'enrolled'
+    assert any('lacks the requested subjectAltName' in w for w in job.warnings)
+    assert 'dev.crt.refused.json' not in paths.listing()

@@ -178,7 +178,7 @@ def test_pending_state_round_trip():
 def test_inspect_pending_with_new_key(tmp_path, host):
     cert_path, key_path, chain_path = _paths(tmp_path)
     paths = hoststate.pending_paths(cert_path)
-    assert paths == {'state': cert_path + '.pending.json', 'key': cert_path + '.pending.key'}
+    assert paths == {'state': cert_path + '.pending.json', 'key': cert_path + '.pending.key', 'staged': cert_path + '.pending.pem'}
     new_key = generate_private_key('ec-p256')
     pem = csr_pem(build_csr(new_key, host.pairs)).decode('ascii')
     _write(paths['state'], hoststate.PendingState('simpleenroll', pem, True, '2030-01-01T00:00:00Z', 30).to_json())
