@@ -54,7 +54,7 @@ options:
     type: int
     default: 30
 requirements:
-  - cryptography >= 41.0 on the managed host
+  - cryptography >= 45.0 on the managed host (RFC 5280 path validation uses its x509.verification)
   - requests >= 2.28 on the managed host
 '''
 

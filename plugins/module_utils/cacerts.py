@@ -17,17 +17,24 @@ from .transport import ESTTransport
 
 
 class CACertsResult:
-    """What /cacerts gave us: the accepted certificates and how we came to trust them."""
+    """What /cacerts gave us: the accepted certificates and how we came to trust them.
 
-    def __init__(self, certs, bootstrapped=False, pinned=None, dropped=None):
+    ``anchors`` are the certificates the others were validated to (the pinned one, or the
+    answer's own roots when it came over a verified connection); ``dropped`` holds the
+    certificates that failed RFC 5280 path validation and ``reasons`` why, in the same order.
+    """
+
+    def __init__(self, certs, bootstrapped=False, pinned=None, dropped=None, anchors=None):
         self.certs = certs
         self.bootstrapped = bootstrapped
         self.pinned = pinned
-        self.dropped = dropped or []
+        self.dropped = [cert for cert, _reason in dropped or []]
+        self.reasons = [reason for _cert, reason in dropped or []]
+        self.anchors = anchors if anchors is not None else list(certs)
 
 
 def fetch_cacerts(transport):
-    """GET /cacerts and return its certificates in the order served."""
+    """GET /cacerts and return its certificates in the order served (nothing validated yet)."""
     response = transport.get('cacerts')
     if response.status == 204 or not response.body:
         raise ESTError('bad_response', 'the server answered /cacerts with no certificates (HTTP %d)' % response.status)
@@ -37,33 +44,58 @@ def fetch_cacerts(transport):
     return codecs.load_certs_only(codecs.decode_body(response.body, '/cacerts'), '/cacerts answer')
 
 
-def anchor_to_pin(certs, pinned_fingerprint):
-    """Split ``certs`` into those that chain to the pinned certificate and those that do not.
+def fetch_trusted_cacerts(transport, now=None):
+    """GET /cacerts over a verified connection; a :class:`CACertsResult` of what validates."""
+    return validate_answer(fetch_cacerts(transport), now)
 
-    The pinned certificate is accepted first; then any certificate signed by an accepted one,
-    until nothing changes. This follows chains and the RFC 7030 §4.1.3 rollover certificates
-    (NewWithOld is signed by the old root, NewWithNew by the key NewWithOld certifies), and
-    it keeps a certificate slipped in beside the genuine root from being trusted.
+
+def answer_anchors(certs, now=None):
+    """The trust anchors of a /cacerts answer that came over a verified connection.
+
+    RFC 7030 4.1.3 validates the other certificates with the CA's most recent self-signed
+    certificate as the trust anchor; during a rollover both the current root and NewWithNew
+    are self-signed, and either is a fine anchor (each validates the other's rollover
+    certificates). Only self-signed CA certificates valid now qualify. An answer without any
+    (a server that sends just its issuing CA) anchors on the certificates no other
+    certificate of the answer issued.
     """
+    from .pathvalid import usable_anchor
+    roots = [c for c in certs if c.subject == c.issuer and usable_anchor(c, now)]
+    if roots:
+        return roots
+    return [c for c in certs if not any(other is not c and _issued_by(c, other) for other in certs) and usable_anchor(c, now)]
+
+
+def validate_answer(certs, now=None, anchors=None):
+    """:class:`CACertsResult` of ``certs``: what validates to ``anchors`` (default: :func:`answer_anchors`)."""
+    from .pathvalid import keep_valid_cas
+    anchors = answer_anchors(certs, now) if anchors is None else anchors
+    if not anchors:
+        raise ESTError('verification', 'none of the %d CA certificates of the /cacerts answer can be a trust anchor (%s): '
+                       'each is expired, not yet valid or not a CA certificate'
+                       % (len(certs), '; '.join(c.subject.rfc4514_string() for c in certs)))
+    kept, dropped = keep_valid_cas(certs, anchors, now)
+    return CACertsResult(kept, dropped=dropped, anchors=anchors)
+
+
+def anchor_to_pin(certs, pinned_fingerprint, now=None):
+    """The certificates of ``certs`` that validate to the pinned one: ``(kept, dropped)``.
+
+    The pinned certificate is the trust anchor; every other certificate must pass RFC 5280
+    path validation to it (RFC 7030 4.1.3): a CA certificate, with keyCertSign, within path
+    length, valid now. This follows chains and the 4.1.3 rollover certificates, and it keeps
+    a certificate slipped in beside the genuine root from being trusted, even one that an
+    end-entity certificate of the same CA "issued". ``dropped`` holds ``(certificate, reason)``.
+    """
+    from .pathvalid import keep_valid_cas
     pinned = normalize_fingerprint(pinned_fingerprint)
     prints = [fingerprint(c) for c in certs]
     if pinned not in prints:
         raise ESTError('bootstrap_mismatch', 'none of the CA certificates the server sent has the expected SHA-256 fingerprint '
                        '%s; the server sent %s' % (pinned, ', '.join(prints) or 'nothing'),
                        details={'expected_fingerprint': pinned, 'received_fingerprints': prints})
-    accepted = [prints.index(pinned)]
-    grew = True
-    while grew:
-        grew = False
-        for i, cert in enumerate(certs):
-            if i in accepted:
-                continue
-            if any(_issued_by(cert, certs[j]) for j in accepted):
-                accepted.append(i)
-                grew = True
-    keep = [c for i, c in enumerate(certs) if i in accepted]
-    dropped = [c for i, c in enumerate(certs) if i not in accepted]
-    return keep, dropped
+    anchor = certs[prints.index(pinned)]
+    return keep_valid_cas(certs, [anchor], now)
 
 
 def _issued_by(cert, issuer):
@@ -86,9 +118,10 @@ def get_cacerts(connection, expected_fingerprint=None):
     if expected_fingerprint is None or connection.get('ca_path'):
         certs = fetch_cacerts(ESTTransport(**connection))
         if expected_fingerprint is None:
-            return CACertsResult(certs)
+            return validate_answer(certs)
         keep, dropped = anchor_to_pin(certs, expected_fingerprint)
-        return CACertsResult(keep, pinned=normalize_fingerprint(expected_fingerprint), dropped=dropped)
+        return CACertsResult(keep, pinned=normalize_fingerprint(expected_fingerprint), dropped=dropped,
+                             anchors=[c for c in keep if fingerprint(c) == normalize_fingerprint(expected_fingerprint)])
 
     first = fetch_cacerts(ESTTransport(bootstrap=True, **connection))
     keep, dropped = anchor_to_pin(first, expected_fingerprint)
@@ -109,4 +142,5 @@ def get_cacerts(connection, expected_fingerprint=None):
         shutil.rmtree(workdir, ignore_errors=True)
     if sorted(fingerprint(c) for c in second) != sorted(fingerprint(c) for c in first):
         raise ESTError('bootstrap_mismatch', 'the server returned different CA certificates over the verified connection')
-    return CACertsResult(keep, bootstrapped=True, pinned=normalize_fingerprint(expected_fingerprint), dropped=dropped)
+    return CACertsResult(keep, bootstrapped=True, pinned=normalize_fingerprint(expected_fingerprint), dropped=dropped,
+                         anchors=[c for c in keep if fingerprint(c) == normalize_fingerprint(expected_fingerprint)])

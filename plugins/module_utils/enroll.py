@@ -53,37 +53,34 @@ def request_certificate(transport, operation, csr_der, wait_timeout=0, sleep=tim
     return codecs.load_certs_only(codecs.decode_body(response.body, operation), '%s answer' % operation)
 
 
-def build_chain(cert, pool):
-    """The issuers of ``cert`` found in ``pool``, nearest first, up to a self-signed one or a gap."""
-    chain = []
-    current = cert
-    for _depth in range(8):
-        issuer = None
-        for candidate in pool:
-            if candidate is current or candidate in chain:
-                continue
-            try:
-                current.verify_directly_issued_by(candidate)
-            except Exception:  # pylint: disable=broad-except
-                continue
-            issuer = candidate
-            break
-        if issuer is None:
-            break
-        chain.append(issuer)
-        if issuer.subject == issuer.issuer:
-            break
-        current = issuer
-    return chain
+class Trust:
+    """What an issued certificate is validated with: explicit ``anchors`` and a ``pool`` of validated CA certificates."""
+
+    def __init__(self, anchors, pool=()):
+        self.anchors = list(anchors)
+        self.pool = list(pool)
 
 
-def select_and_verify(certs, public_key, ca_certs, wanted_sans=None, san_policy='fail', now=None, intermediates=()):
+def validated_chain(cert, pool, anchors, now=None, hint=True):
+    """The chain of ``cert`` (issuers, nearest first, up to the anchor), after RFC 5280 path validation."""
+    from .pathvalid import verify_issued
+    try:
+        return verify_issued(cert, pool, anchors, now)
+    except ESTError as exc:
+        if hint:
+            exc.message += '; if the server leaves its issuing CA out of /cacerts, give it in intermediates_path'
+            exc.args = (exc.message,)
+        raise
+
+
+def select_and_verify(certs, public_key, anchors, wanted_sans=None, san_policy='fail', now=None, intermediates=(), hint=True):
     """``(cert, chain, warnings)``: the issued certificate for ``public_key``, checked.
 
-    The certificate is found by its key, never by position. It must chain to one of
-    ``ca_certs`` (the server's /cacerts) through the certificates of the answer and the
-    operator's ``intermediates``, be valid now, and hold the wanted SANs (``san_policy``
-    ``fail`` or ``warn``).
+    The certificate is found by its key, never by position. It must pass RFC 5280 path
+    validation to one of ``anchors`` (the pinned or stored CA certificates, or the roots of a
+    verified /cacerts answer) through the certificates of the answer and ``intermediates``
+    (validated /cacerts extras, the operator's ``intermediates_path``), be valid now, and hold
+    the wanted SANs (``san_policy`` ``fail`` or ``warn``).
     """
     from .certinfo import not_after, not_before
     from .csr import extension_values
@@ -91,15 +88,12 @@ def select_and_verify(certs, public_key, ca_certs, wanted_sans=None, san_policy=
     if cert is None:
         raise ESTError('verification', 'the server returned %d certificate(s), none for the key of this request '
                        '(subjects: %s)' % (len(certs), '; '.join(c.subject.rfc4514_string() for c in certs)))
-    chain = build_chain(cert, list(ca_certs) + [c for c in certs if c is not cert] + list(intermediates))
-    anchors = set(codecs.public_key_der(c.public_key()) for c in ca_certs)
-    if ca_certs and not any(codecs.public_key_der(c.public_key()) in anchors for c in chain):
-        raise ESTError('verification', 'the issued certificate (issuer %s) does not chain to the CA certificates of the server%s'
-                       % (cert.issuer.rfc4514_string(), '' if intermediates else
-                          '; if the server leaves its issuing CA out of /cacerts, give it in intermediates_path'))
     now = now or datetime.datetime.now(datetime.timezone.utc)
     if not_after(cert) <= now:
         raise ESTError('verification', 'the issued certificate expired at %s' % not_after(cert).isoformat())
+    # Validated as of a moment inside its validity: a CA's clock running a little ahead must not refuse it here.
+    moment = max(now, not_before(cert))
+    chain = validated_chain(cert, [c for c in certs if c is not cert] + list(intermediates), anchors, moment, hint)
     warnings = []
     if not_before(cert) > now + datetime.timedelta(minutes=5):
         warnings.append('the issued certificate is not valid before %s' % not_before(cert).isoformat())
@@ -359,7 +353,7 @@ class Enrollment:
         # Nothing is written before the answer: a failed request leaves the host as it was. A new key
         # reaches the disk only with a 202 (to send the same request again) or a verified certificate.
         try:
-            certs, ca_certs = self._exchange(operation, csr_der(csr), key, key.public_key())
+            certs, trust = self._exchange(operation, csr_der(csr), key, key.public_key())
         except ESTPending as exc:
             record = PendingState(operation, csr_pem(csr).decode('ascii'), new_key, created, exc.retry_after, attempts)
             if new_key and self.action != 'resume':
@@ -372,7 +366,7 @@ class Enrollment:
             self._drop_rejected_pending(paths, exc)
             raise
         try:
-            cert, chain = self._select(certs, key.public_key(), ca_certs)
+            cert, chain = self._select(certs, key.public_key(), trust)
         except ESTError as exc:
             self._drop_rejected_pending(paths, exc)
             raise
@@ -475,33 +469,42 @@ class Enrollment:
         return to_csr_requirements(parsed) if parsed else {}
 
     def _exchange(self, operation, der, key=None, public_key=None):
-        """Send the request; return its certificates and the CA certificates to verify them with."""
-        from .cacerts import fetch_cacerts
+        """Send the request; return its certificates and the :class:`Trust` to validate them with."""
         transport = self._transport(operation)
         if operation == 'fullcmc':
-            ca_certs = self._counted(transport, fetch_cacerts, transport)
-            return self._counted(transport, self._full_cmc, transport, der, key, ca_certs), ca_certs
+            trust = self._server_trust(transport)
+            return self._counted(transport, self._full_cmc, transport, der, key, trust.pool), trust
         certs = self._counted(transport, request_certificate, transport, operation, der, self.options.wait_timeout,
                               self.sleep, self.clock)
-        return certs, self._ca_certs_for(transport, certs, public_key)
+        return certs, self._trust_for(transport, certs, public_key)
 
-    def _ca_certs_for(self, transport, certs, public_key):
-        """The CA certificates that verify the issued certificate.
+    def _server_trust(self, transport):
+        """The CA certificates of a verified /cacerts answer that pass path validation, and its roots as anchors."""
+        from .cacerts import fetch_trusted_cacerts
+        answer = self._counted(transport, fetch_trusted_cacerts, transport)
+        for reason in answer.reasons:
+            self.warnings.append('dropped a /cacerts certificate that does not validate: %s' % reason)
+        return Trust(answer.anchors, answer.certs)
+
+    def _trust_for(self, transport, certs, public_key):
+        """What validates the issued certificate.
 
         The trust anchors in ``ca_path`` are the stored EST CA database (RFC 7030 §4.1.2 asks
         clients to refresh it before it expires, not before every request): when the issued
-        certificate chains to them, no /cacerts request is needed. Otherwise, or without
-        ``ca_path``, the server's current /cacerts decides.
+        certificate validates to them, no /cacerts request is needed. Otherwise, or without
+        ``ca_path``, the server's current /cacerts decides (RFC 7030 §4.1.3).
         """
-        from .cacerts import fetch_cacerts
         stored = _stored_anchors(self.connection.get('ca_path'))
         issued = codecs.find_certificate_for_key(certs, public_key) if public_key is not None and stored else None
         if issued is not None:
-            anchors = set(codecs.public_key_der(c.public_key()) for c in stored)
-            chain = build_chain(issued, stored + [c for c in certs if c is not issued] + self._intermediates())
-            if any(codecs.public_key_der(c.public_key()) in anchors for c in chain):
-                return stored
-        return self._counted(transport, fetch_cacerts, transport)
+            from .certinfo import not_before
+            moment = max(datetime.datetime.now(datetime.timezone.utc), not_before(issued))
+            try:
+                validated_chain(issued, [c for c in certs if c is not issued] + self._intermediates(), stored, moment, False)
+                return Trust(stored)
+            except ESTError:
+                pass
+        return self._server_trust(transport)
 
     def _full_cmc(self, transport, csr_der_bytes, key, ca_certs):
         """Full CMC (RFC 7030 §4.3): the CSR in a signed PKIData; the certificates of the PKIResponse."""
@@ -542,12 +545,13 @@ class Enrollment:
             self._intermediate_certs = codecs.load_pem_certs(data, 'intermediates_path %s' % path)
         return list(self._intermediate_certs)
 
-    def _select(self, certs, public_key, ca_certs):
+    def _select(self, certs, public_key, trust):
         """The issued certificate and its chain, verified; a SAN refusal is remembered (see :meth:`_check_refusal`)."""
         opts = self.options
         try:
-            cert, chain, warnings = select_and_verify(certs, public_key, ca_certs, opts.wanted.sans, opts.san_policy,
-                                                      intermediates=self._intermediates())
+            cert, chain, warnings = select_and_verify(certs, public_key, trust.anchors, opts.wanted.sans, opts.san_policy,
+                                                      intermediates=trust.pool + self._intermediates(),
+                                                      hint=not self._intermediates())
         except ESTError as exc:
             if 'missing_subject_alt_name' in exc.details and opts.cert_path:
                 from .statecache import refusal_record
@@ -606,14 +610,14 @@ class Enrollment:
 
     def _run_complete(self):
         """The certificate is current but a chain, full chain or PKCS#12 file is missing: write them again."""
-        from .cacerts import fetch_cacerts
         cert = self.state.cert
         transport = self._transport('simpleenroll')
-        ca_certs = self._counted(transport, fetch_cacerts, transport)
-        chain = build_chain(cert, ca_certs + self._intermediates())
-        if not chain:
-            raise ESTError('verification', 'the certificate is not issued by the CA certificates the server sends now; '
-                           'use force to enroll again')
+        trust = self._trust_for(transport, [cert], cert.public_key())
+        try:
+            chain = validated_chain(cert, trust.pool + self._intermediates(), trust.anchors, hint=False)
+        except ESTError as exc:
+            raise ESTError('verification', '%s; the CA certificates the server sends now do not validate the current '
+                           'certificate: use force to enroll again' % exc.message)
         from .install import apply
         apply(self.files, self.options, cert, chain, self.state.key, False, only_missing=self._missing_outputs())
         self._remember(cert)
@@ -646,8 +650,8 @@ class Enrollment:
         parsed = parse_serverkeygen_response(response.content_type, response.body, decrypt_key)
         key = parsed['private_key']
         check_key_matches(key, parsed['certificates'])
-        ca_certs = self._ca_certs_for(transport, parsed['certificates'], key.public_key())
-        cert, chain = self._select(parsed['certificates'], key.public_key(), ca_certs)
+        trust = self._trust_for(transport, parsed['certificates'], key.public_key())
+        cert, chain = self._select(parsed['certificates'], key.public_key(), trust)
         install(self.files, opts, cert, chain, key, True)
         self._forget_refusal()
         self._remember(cert)
@@ -658,8 +662,8 @@ class Enrollment:
     def _run_external(self):
         from .csr import csr_der
         opts = self.options
-        certs, ca_certs = self._exchange('simpleenroll', csr_der(opts.external_csr), None, opts.external_csr.public_key())
-        cert, chain = self._select(certs, opts.external_csr.public_key(), ca_certs)
+        certs, trust = self._exchange('simpleenroll', csr_der(opts.external_csr), None, opts.external_csr.public_key())
+        cert, chain = self._select(certs, opts.external_csr.public_key(), trust)
         if opts.cert_path:
             from .install import apply
             apply(self.files, opts, cert, chain, None, False)

@@ -20,9 +20,13 @@ description:
     SHA-256 fingerprint given out of band, and then the server's TLS certificate must verify
     against the accepted CA certificates on a second, verified request. Nothing is written
     unless all of this holds.
-  - With O(expected_fingerprint), only the pinned certificate and the certificates that chain
-    to it (including RFC 7030 section 4.1.3 rollover certificates) are kept; others are dropped
-    with a warning.
+  - Every certificate of the answer but the trust anchor must pass RFC 5280 path validation to
+    it (RFC 7030 section 4.1.3) - a CA certificate (basicConstraints cA, keyUsage keyCertSign),
+    within path length constraints, valid now - or it is dropped with a warning naming it, and
+    never written. The anchor is the pinned certificate with O(expected_fingerprint), otherwise
+    the self-signed CA certificates of the answer, which came over a verified connection. This
+    keeps the RFC 7030 section 4.1.3 rollover certificates and drops, for example, a "CA" that
+    an end-entity key signed.
   - Reports which certificate is the current root and which are rollover certificates.
   - The bundle is replaced atomically and only when its content differs.
 author:
@@ -147,7 +151,7 @@ bootstrapped:
   returned: success
   type: bool
 dropped:
-  description: Subjects of certificates that were served but do not chain to the pinned certificate.
+  description: Subjects of certificates that were served but failed path validation to the trust anchor (not written, not trusted).
   returned: success
   type: list
   elements: str
@@ -210,9 +214,8 @@ def main():
         facts = cert_facts(cert)
         facts['role'] = role
         certificates.append(facts)
-    for cert in result.dropped:
-        module.warn('dropped a certificate that does not chain to the pinned CA certificate: %s'
-                    % cert.subject.rfc4514_string())
+    for reason in result.reasons:
+        module.warn('dropped a /cacerts certificate that does not validate (RFC 7030 4.1.3): %s' % reason)
     pem = codecs.certs_to_pem(result.certs)
     root = [c['sha256_fingerprint'] for c in certificates if c['role'] == 'root']
     output = dict(

@@ -143,15 +143,22 @@ def test_recorded_html_answer():
 
 def test_recorded_answer_pinned(recorded_cacerts):
     est, _adapter = fake_transport(Answer.recorded('cacerts_b64_64_lf.bin'))
-    keep, dropped = cacerts.anchor_to_pin(cacerts.fetch_cacerts(est), recorded_cacerts['pinned_root'])
+    keep, dropped = _pin(cacerts.fetch_cacerts(est), recorded_cacerts['pinned_root'])
     assert sorted(_fps(keep)) == sorted(recorded_cacerts['fingerprints'])
     assert dropped == []
 
 
 # -- anchor_to_pin ------------------------------------------------------------------------------------------
 
+def _pin(certs, fingerprint):
+    """anchor_to_pin with the dropped certificates only (their reasons are checked in test_pathvalid)."""
+    keep, dropped = cacerts.anchor_to_pin(certs, fingerprint)
+    assert all(reason for _cert, reason in dropped)
+    return keep, [cert for cert, _reason in dropped]
+
+
 def test_anchor_single_root(pki):
-    keep, dropped = cacerts.anchor_to_pin([pki.root], _fp(pki.root))
+    keep, dropped = _pin([pki.root], _fp(pki.root))
     assert keep == [pki.root] and dropped == []
 
 
@@ -163,7 +170,7 @@ def test_anchor_keeps_chain_and_rollover_drops_strangers(pki):
     for _round in range(12):
         served = genuine + strangers
         shuffler.shuffle(served)
-        keep, dropped = cacerts.anchor_to_pin(served, _pki.fingerprint(rollover.old_with_old))
+        keep, dropped = _pin(served, _pki.fingerprint(rollover.old_with_old))
         assert sorted(_fps(keep)) == sorted(_fps(genuine))
         assert sorted(_fps(dropped)) == sorted(_fps(strangers))
         # Both lists keep the order the server used.
@@ -175,20 +182,20 @@ def test_anchor_pin_formats(pki):
     fingerprint = _fp(pki.root)
     for pin in (fingerprint, fingerprint.upper(), ':'.join(fingerprint[i:i + 2] for i in range(0, 64, 2)).upper(),
                 'sha256:' + fingerprint):
-        keep, dropped = cacerts.anchor_to_pin(served, pin)
+        keep, dropped = _pin(served, pin)
         assert keep == [pki.intermediate, pki.root]
         assert dropped == [pki.unrelated_root]
 
 
 def test_anchor_pin_new_root_reaches_old_through_cross_certificates(pki):
     rollover = pki.rollover
-    keep, dropped = cacerts.anchor_to_pin(rollover.certs + [pki.unrelated_root], _fp(rollover.new_with_new))
+    keep, dropped = _pin(rollover.certs + [pki.unrelated_root], _fp(rollover.new_with_new))
     assert sorted(_fps(keep)) == sorted(_fps(rollover.certs))
     assert dropped == [pki.unrelated_root]
 
 
 def test_anchor_drops_leaf_of_other_ca(pki):
-    keep, dropped = cacerts.anchor_to_pin([pki.root, pki.impostor_sub, pki.rollover.old_with_old],
+    keep, dropped = _pin([pki.root, pki.impostor_sub, pki.rollover.old_with_old],
                                           _fp(pki.rollover.old_with_old))
     assert keep == [pki.rollover.old_with_old]
     assert dropped == [pki.root, pki.impostor_sub]
@@ -199,7 +206,7 @@ def test_anchor_mismatch_names_both_fingerprints(pki):
     expected = _fp(pki.rollover.old_with_old)
     pin = ':'.join(expected[i:i + 2] for i in range(0, 64, 2)).upper()
     with pytest.raises(ESTError) as info:
-        cacerts.anchor_to_pin(served, pin)
+        _pin(served, pin)
     error = info.value
     assert error.kind == 'bootstrap_mismatch'
     assert expected in error.message
@@ -211,14 +218,14 @@ def test_anchor_mismatch_names_both_fingerprints(pki):
 
 def test_anchor_mismatch_nothing_sent(pki):
     with pytest.raises(ESTError) as info:
-        cacerts.anchor_to_pin([], _fp(pki.root))
+        _pin([], _fp(pki.root))
     assert info.value.kind == 'bootstrap_mismatch'
     assert 'sent nothing' in info.value.message
 
 
 def test_anchor_bad_pin(pki):
     with pytest.raises(ESTError) as info:
-        cacerts.anchor_to_pin([pki.root], 'deadbeef')
+        _pin([pki.root], 'deadbeef')
     assert info.value.kind == 'invalid_input'
 
 
@@ -328,3 +335,24 @@ def test_get_cacerts_bootstrap_mismatch_on_first_answer(monkeypatch, pki):
         cacerts.get_cacerts(dict(CONNECTION), expected_fingerprint=_fp(pki.rollover.old_with_old))
     assert info.value.kind == 'bootstrap_mismatch'
     assert len(server.built) == 1
+
+
+# -- an answer over a verified connection: its own roots are the anchors --------------------------------------
+
+def test_verified_answer_keeps_what_validates_to_its_roots(pki):
+    result = cacerts.validate_answer([pki.unrelated_root, pki.intermediate, pki.root, pki.leaf])
+    # Every self-signed CA certificate is an anchor; the end-entity certificate is not a CA and is dropped.
+    assert _fps(result.anchors) == _fps([pki.unrelated_root, pki.root])
+    assert _fps(result.certs) == _fps([pki.unrelated_root, pki.intermediate, pki.root])
+    assert _fps(result.dropped) == [_fp(pki.leaf)] and 'not a CA certificate' in result.reasons[0]
+
+
+def test_verified_answer_without_a_root_anchors_on_its_top_ca(pki):
+    result = cacerts.validate_answer([pki.intermediate])
+    assert result.anchors == [pki.intermediate] and result.certs == [pki.intermediate]
+
+
+def test_verified_answer_with_nothing_usable_fails(pki):
+    with pytest.raises(ESTError) as info:
+        cacerts.validate_answer([pki.leaf])
+    assert info.value.kind == 'verification' and 'trust anchor' in info.value.message

@@ -155,12 +155,13 @@ def test_request_bad_answers(answer, kind, fragment):
 VALID_NOW = _pki.BASE_TIME + datetime.timedelta(days=10)
 
 
-def test_build_chain_order(pki):
-    assert enroll.build_chain(pki.leaf, [pki.root, pki.unrelated_root, pki.intermediate]) == [pki.intermediate, pki.root]
-    assert enroll.build_chain(pki.leaf, [pki.intermediate]) == [pki.intermediate]
-    assert enroll.build_chain(pki.leaf, [pki.root]) == []            # a gap stops the walk
-    assert enroll.build_chain(pki.root, [pki.root, pki.intermediate]) == []  # a root is not its own issuer
-    assert enroll.build_chain(pki.intermediate, [pki.leaf, pki.root]) == [pki.root]
+def test_validated_chain_order(pki):
+    chain = enroll.validated_chain(pki.leaf, [pki.unrelated_root, pki.intermediate], [pki.root], VALID_NOW)
+    assert chain == [pki.intermediate, pki.root]
+    assert enroll.validated_chain(pki.leaf, [], [pki.intermediate], VALID_NOW) == [pki.intermediate]
+    with pytest.raises(ESTError) as info:  # a gap: no path
+        enroll.validated_chain(pki.leaf, [], [pki.root], VALID_NOW)
+    assert 'intermediates_path' in info.value.message
 
 
 @pytest.mark.parametrize('order', [(0, 1, 2), (2, 1, 0), (1, 2, 0)])
@@ -185,7 +186,7 @@ def test_select_issued_by_another_ca(pki):
     with pytest.raises(ESTError) as info:
         enroll.select_and_verify([pki.leaf, pki.intermediate], pki.leaf_key.public_key(), [pki.unrelated_root], now=VALID_NOW)
     assert info.value.kind == 'verification'
-    assert 'does not chain to the CA certificates of the server' in info.value.message
+    assert 'does not validate to the trust anchors' in info.value.message
     # Without the intermediate there is no path to the right root either.
     with pytest.raises(ESTError) as info:
         enroll.select_and_verify([pki.leaf], pki.leaf_key.public_key(), [pki.root], now=VALID_NOW)
