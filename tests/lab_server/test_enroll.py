@@ -254,3 +254,16 @@ def test_ec_p384_csr(server):
     assert response.status_code == 200
     assert certs_from_body(response.content)[0].public_key().curve.name == "secp384r1"
     assert certs_from_body(response.content)[0].signature_hash_algorithm.name == hashes.SHA256.name
+
+
+def test_copy_sans_false_issues_without_the_requested_names(server):
+    """Imitates the example CAs that drop subjectAltName (for the client's san_policy tests)."""
+    server.set_config(copy_sans=False)
+    cert = enroll_cert(server, common_name="nosan.example.test", dns=("nosan.example.test",))[0]
+    assert cert.subject.rfc4514_string() == "CN=nosan.example.test"
+    with pytest.raises(x509.ExtensionNotFound):
+        cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    server.set_config(copy_sans=True)
+    cert = enroll_cert(server, common_name="san.example.test", dns=("san.example.test",))[0]
+    assert cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName) == [
+        "san.example.test"]

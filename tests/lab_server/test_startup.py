@@ -23,16 +23,18 @@ def der_sha256(path):
 
 def test_ready_file_contents(server):
     ready = json.loads(server.ready_file.read_text())
-    assert set(ready) == {"port", "url", "ca_path", "ca_fingerprint", "labels", "pid"}
+    assert set(ready) == {"port", "url", "ca_path", "ca_fingerprint", "intermediate_path", "labels", "pid"}
     assert ready["url"] == "https://127.0.0.1:%d" % ready["port"]
     assert ready["pid"] == server.process.pid
     assert ready["ca_path"] == str(server.state_dir / "ca.pem")
     assert ready["ca_fingerprint"] == der_sha256(ready["ca_path"])
     assert len(ready["ca_fingerprint"]) == 64 and ready["ca_fingerprint"] == ready["ca_fingerprint"].lower()
     assert set(ready["labels"]) == {"iot", "web"}
+    assert ready["intermediate_path"] in (None, str(server.state_dir / "intermediate.pem"))  # null until issuing_ca=intermediate
     for label, info in ready["labels"].items():
         assert info["ca_path"] == str(server.state_dir / "labels" / label / "ca.pem")
         assert info["ca_fingerprint"] == der_sha256(info["ca_path"])
+        assert info["intermediate_path"] in (None, str(server.state_dir / "labels" / label / "intermediate.pem"))
     assert server.label_ca_path("iot") == ready["labels"]["iot"]["ca_path"]
 
 

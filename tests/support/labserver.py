@@ -21,6 +21,12 @@ fullcmc_response=..., fullcmc_pending=..., fullcmc_fail_status=...)`` and faulte
 ``set_fault("serverkeygen"|"fullcmc", ...)`` (fullcmc also takes "bad_signature" and
 "wrong_nonce").  /csrattrs also takes the RFC 9908 template form
 ``set_config(csrattrs={"template": {...}, "attributes": [...]})``.  See the role README.
+
+Intermediate CA: with ``{"issuing_ca": "intermediate"}`` (at start or through
+set_config) certificates are issued by a subordinate CA of the root;
+``intermediate_path`` / ``label_intermediate_path(label)`` name its PEM file, to be
+handed to a client out of band when ``{"cacerts_omit_intermediate": true}`` leaves
+it out of /cacerts and the enrollment answers.
 """
 
 import contextlib
@@ -82,6 +88,16 @@ class LabServer:
 
     def label_ca_fingerprint(self, label):
         return self.ready["labels"][label]["ca_fingerprint"]
+
+    @property
+    def intermediate_path(self):
+        """PEM of the default CA's intermediate, STATE_DIR/intermediate.pem (it exists once issuing_ca was "intermediate")."""
+        return self.ready.get("intermediate_path") or str(self.state_dir / "intermediate.pem")
+
+    def label_intermediate_path(self, label):
+        """PEM of the intermediate of a label's CA, STATE_DIR/labels/<label>/intermediate.pem."""
+        path = self.ready.get("labels", {}).get(label, {}).get("intermediate_path")
+        return path or str(self.state_dir / "labels" / label / "intermediate.pem")
 
     def est_url(self, op, label=None):
         """https://127.0.0.1:PORT/.well-known/est/[label/]op"""
@@ -195,7 +211,7 @@ class LabServer:
         """Merge changes into the running configuration (top-level keys replace)."""
         new = self._call("POST", "/lab/config", changes)
         self.config.update(changes)
-        if "labels" in changes:
+        if "labels" in changes or "issuing_ca" in changes:  # the server rewrote its ready file
             self.ready = json.loads(self.ready_file.read_text(encoding="utf-8"))
         return new
 

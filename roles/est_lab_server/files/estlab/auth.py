@@ -57,7 +57,10 @@ class ClientCert:
 
 
 def check_client_cert(der, cas):
-    """Check the peer certificate DER (or None) against the list of CertificateAuthority."""
+    """Check the peer certificate DER (or None) against the list of CertificateAuthority.
+
+    A certificate issued by the intermediate of a CA counts as issued by that CA (issuer_ca).
+    """
     if not der:
         return ClientCert()
     try:
@@ -70,9 +73,10 @@ def check_client_cert(der, cas):
     if cert.not_valid_before_utc > now:
         return ClientCert(cert, problem="client certificate not yet valid")
     for ca in cas:
-        try:
-            cert.verify_directly_issued_by(ca.cert)
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        return ClientCert(cert, issuer_ca=ca)
+        for issuer in ca.issuer_certs():  # the CA itself, then its intermediate if it has one
+            try:
+                cert.verify_directly_issued_by(issuer)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            return ClientCert(cert, issuer_ca=ca)
     return ClientCert(cert, problem="client certificate not issued by a CA of this server")

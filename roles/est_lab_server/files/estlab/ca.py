@@ -3,8 +3,10 @@
 Layout of the state directory::
 
     ca.pem, ca.key                    the default CA (key 0600)
+    intermediate.pem, .key            its subordinate CA, made once when issuing_ca is "intermediate"
     server.pem, server.key            the TLS server certificate, issued by the default CA
     labels/<label>/ca.pem, ca.key     one CA per label
+    labels/<label>/intermediate.*     the label CA's subordinate CA, as for the default CA
     [labels/<label>/]rollover/*.pem   RFC 7030 4.1.3 root key update certificates
 """
 
@@ -26,6 +28,7 @@ SERVER_DAYS = 397
 SERVER_RENEW_BEFORE = datetime.timedelta(days=14)
 BACKDATE = datetime.timedelta(minutes=5)
 DEFAULT_SERVER_NAMES = ("localhost", "127.0.0.1", "::1")
+INTERMEDIATE_STEM = "intermediate"
 
 
 def utcnow():
@@ -38,6 +41,15 @@ def new_private_key(key_type):
     if key_type == "ec":
         return ec.generate_private_key(ec.SECP256R1())
     raise ValueError("unsupported key type %r" % key_type)
+
+
+def new_private_key_like(key):
+    """A new private key of the same kind as key: RSA of the same size, EC on the same curve."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        return rsa.generate_private_key(public_exponent=65537, key_size=key.key_size)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return ec.generate_private_key(type(key.curve)())
+    raise ValueError("unsupported CA key %s" % type(key).__name__)
 
 
 def fingerprint(cert):
@@ -105,19 +117,23 @@ def ca_name(common_name):
     ])
 
 
-def _ca_extensions(builder, public_key, issuer_key):
+def _ca_extensions(builder, public_key, issuer_key, path_length=None, digital_signature=True):
     key_usage = x509.KeyUsage(
-        digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+        digital_signature=digital_signature, content_commitment=False, key_encipherment=False, data_encipherment=False,
         key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False)
     return (builder
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
             .add_extension(key_usage, critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False))
 
 
-def make_ca_cert(subject, public_key, issuer_name, issuer_key, not_before, not_after):
-    """A CA certificate for public_key signed by issuer_key (self-signed when they match)."""
+def make_ca_cert(subject, public_key, issuer_name, issuer_key, not_before, not_after, path_length=None, digital_signature=True):
+    """A CA certificate for public_key signed by issuer_key (self-signed when they match).
+
+    path_length and digital_signature go into basicConstraints and keyUsage
+    (keyCertSign and cRLSign are always set).
+    """
     builder = (x509.CertificateBuilder()
                .subject_name(subject)
                .issuer_name(issuer_name)
@@ -125,7 +141,7 @@ def make_ca_cert(subject, public_key, issuer_name, issuer_key, not_before, not_a
                .serial_number(x509.random_serial_number())
                .not_valid_before(not_before)
                .not_valid_after(not_after))
-    builder = _ca_extensions(builder, public_key, issuer_key)
+    builder = _ca_extensions(builder, public_key, issuer_key, path_length, digital_signature)
     return builder.sign(issuer_key, signing_hash(issuer_key))
 
 
@@ -140,6 +156,34 @@ def create_self_signed_ca(common_name, key_type, days=CA_DAYS):
     return self_signed_ca(ca_name(common_name), key, days), key
 
 
+def create_intermediate_ca(root_cert, root_key, days=CA_DAYS):
+    """A subordinate CA under root: pathLen 0, keyUsage keyCertSign + cRLSign, a new key of the root key's kind.
+
+    Its validity ends with the root's at the latest.
+    """
+    key = new_private_key_like(root_key)
+    root_cn = root_cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    now = utcnow()
+    not_before = max(now - BACKDATE, root_cert.not_valid_before_utc)
+    not_after = min(now + datetime.timedelta(days=days), root_cert.not_valid_after_utc)
+    cert = make_ca_cert(ca_name("%s Intermediate" % root_cn), key.public_key(), root_cert.subject, root_key,
+                        not_before, not_after, path_length=0, digital_signature=False)
+    return cert, key
+
+
+def _spki(public_key):
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _intermediate_usable(cert, key, root_cert):
+    """True when cert (with key) is a subordinate CA of root_cert that is still valid."""
+    try:
+        cert.verify_directly_issued_by(root_cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return _spki(cert.public_key()) == _spki(key.public_key()) and cert.not_valid_after_utc > utcnow()
+
+
 def default_key_usage(public_key):
     encipher = isinstance(public_key, rsa.RSAPublicKey)
     return x509.KeyUsage(
@@ -151,19 +195,53 @@ DEFAULT_EKU = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKe
 
 
 class CertificateAuthority:
-    """One CA: its certificate, private key and home directory."""
+    """One CA: its certificate, private key and home directory.
 
-    def __init__(self, label, directory, cert, key):
+    A label's CA (stem "ca") may have an intermediate: a CertificateAuthority
+    with stem "intermediate" in the same directory and with the same label,
+    which issues end-entity certificates when issuing_ca is "intermediate".
+    """
+
+    def __init__(self, label, directory, cert, key, stem="ca"):
         self.label = label
         self.directory = directory
         self.cert = cert
         self.key = key
+        self.stem = stem
         self._lock = threading.Lock()
         self._rollover = None
+        self._intermediate = None
 
     @property
     def cert_path(self):
-        return os.path.join(self.directory, "ca.pem")
+        return os.path.join(self.directory, self.stem + ".pem")
+
+    @property
+    def intermediate(self):
+        """The subordinate CA under this one, or None while there is none."""
+        return self._intermediate
+
+    def load_intermediate(self):
+        """Pick up DIR/intermediate.pem and .key when they are a valid subordinate CA of this CA."""
+        pair = load_pair(self.directory, INTERMEDIATE_STEM)
+        if pair is not None and _intermediate_usable(pair[0], pair[1], self.cert):
+            with self._lock:
+                self._intermediate = CertificateAuthority(self.label, self.directory, *pair, stem=INTERMEDIATE_STEM)
+
+    def ensure_intermediate(self):
+        """Create and persist the intermediate once (replacing files that do not fit); True when this call made it."""
+        with self._lock:
+            if self._intermediate is not None:
+                return False
+            cert, key = create_intermediate_ca(self.cert, self.key)
+            save_pair(self.directory, INTERMEDIATE_STEM, cert, key)
+            self._intermediate = CertificateAuthority(self.label, self.directory, cert, key, stem=INTERMEDIATE_STEM)
+            return True
+
+    def issuer_certs(self):
+        """The certificates that may have signed this CA's end-entity certificates: its own and its intermediate's."""
+        intermediate = self._intermediate
+        return [self.cert] + ([intermediate.cert] if intermediate is not None else [])
 
     @property
     def fingerprint(self):
@@ -236,7 +314,9 @@ def load_or_create_ca(label, directory, common_name, key_type):
     if pair is None:
         pair = create_self_signed_ca(common_name, key_type)
         save_pair(directory, "ca", *pair)
-    return CertificateAuthority(label, directory, *pair)
+    authority = CertificateAuthority(label, directory, *pair)
+    authority.load_intermediate()
+    return authority
 
 
 def _general_name(name):

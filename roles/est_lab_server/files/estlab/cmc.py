@@ -198,11 +198,12 @@ def _valid_now(cert):
 
 def _issued_by_server(cert, cas):
     for ca in cas:
-        try:
-            cert.verify_directly_issued_by(ca.cert)
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        return True
+        for issuer in ca.issuer_certs():
+            try:
+                cert.verify_directly_issued_by(issuer)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            return True
     return False
 
 

@@ -25,6 +25,9 @@ DEFAULTS = {
     "csrattrs": None,
     "max_body_bytes": 65536,
     "rollover": False,
+    "issuing_ca": "root",  # "intermediate": end-entity certificates come from a subordinate CA of the label's CA
+    "cacerts_omit_intermediate": False,  # true: that intermediate is in neither /cacerts nor the enrollment answers
+    "copy_sans": True,  # false: issue without the requested subjectAltName, as several example CAs do
     "socket_timeout": 15,
     "response_wrap": 64,
     "response_eol": "lf",  # base64 as OpenSSL writes it, the form libest reads; "crlf" is the variant
@@ -143,6 +146,9 @@ CHECKS = {
     "csrattrs": _check_csrattrs,
     "max_body_bytes": _int_at_least("max_body_bytes", 1),
     "rollover": _boolean("rollover"),
+    "issuing_ca": _choice("issuing_ca", ("root", "intermediate")),
+    "cacerts_omit_intermediate": _boolean("cacerts_omit_intermediate"),
+    "copy_sans": _boolean("copy_sans"),
     "socket_timeout": _positive_number("socket_timeout"),
     "response_wrap": _int_at_least("response_wrap", 0),
     "response_eol": _choice("response_eol", ("crlf", "lf")),

@@ -47,7 +47,7 @@ def cacerts(state, ctx, ca):
         return certs_response(state, [state.rogue_ca_cert(ca)])
 
     def build():
-        certs = [ca.cert]
+        certs = [ca.cert] + state.chain_certs(ca, state.issuer(ca))
         if state.config.get("rollover"):
             certs += ca.rollover_certs(state.key_type)
         return certs_response(state, certs)
@@ -153,6 +153,7 @@ def fresh_key_like(public_key):
 def issue_certificate(state, ca, request, fault, public_key=None):
     """The certificate for request (for public_key when given, else the CSR's key), faults applied.
 
+    ca is the issuing CA: the label's CA or its intermediate (``state.issuer``).
     Raises ValueError or TypeError when the CSR cannot be turned into a certificate.
     """
     public_key = public_key or request.public_key
@@ -161,16 +162,18 @@ def issue_certificate(state, ca, request, fault, public_key=None):
         public_key = fresh_key_like(public_key)
     elif fault == "other_ca":
         signer = state.rogue_signer(ca)
+    san = request.san if state.config.get("copy_sans") else None
     return ca.issue(request.subject, public_key, state.config.lifetime_seconds(),
-                    san=request.san, key_usage=request.key_usage, eku=request.eku, signer=signer)
+                    san=san, key_usage=request.key_usage, eku=request.eku, signer=signer)
 
 
 def _issue(state, ca, request, fault):
+    issuer = state.issuer(ca)
     try:
-        cert = issue_certificate(state, ca, request, fault)
+        cert = issue_certificate(state, issuer, request, fault)
     except (ValueError, TypeError) as exc:
         raise HttpError(400, "cannot issue a certificate for this CSR: %s" % str(exc)[:200]) from exc
-    return certs_response(state, [cert])
+    return certs_response(state, [cert] + state.chain_certs(ca, issuer))
 
 
 def pending_answer(state, key_id):

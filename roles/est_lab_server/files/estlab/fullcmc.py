@@ -8,8 +8,10 @@ failed + failInfo (HTTP status ``fullcmc_fail_status``, 200 by default).  A
 good request then meets faults, pending (``fullcmc_pending``) and issuance.
 
 Responses are SignedData signed by the label's CA (issuerAndSerialNumber), with
-the issued certificates and the CA certificate; ``fullcmc_response:
-certs-only`` answers a success with a certs-only Simple PKI Response instead.
+the issued certificates, the intermediate that issued them (``issuing_ca:
+intermediate``, unless ``cacerts_omit_intermediate``) and the CA certificate;
+``fullcmc_response: certs-only`` answers a success with a certs-only Simple PKI
+Response instead.
 """
 
 import datetime
@@ -76,15 +78,17 @@ def _pending(state, ca, request):
 
 def _issue(state, ca, request, fault):
     cmc = _modules()[0]
+    issuer = state.issuer(ca)
     certs = []
     for body_part_id, csr_request in request.requests:
         try:
-            certs.append(issue_certificate(state, ca, csr_request, fault))
+            certs.append(issue_certificate(state, issuer, csr_request, fault))
         except (ValueError, TypeError) as exc:
             failure = cmc.CmcFailure("badRequest", "cannot issue a certificate for request %d: %s" % (body_part_id, str(exc)[:200]),
                                      [body_part_id])
             failure.transaction_id, failure.sender_nonce = request.transaction_id, request.sender_nonce
             return _failed(state, ca, failure)
+    certs += state.chain_certs(ca, issuer)
     if state.config.get("fullcmc_response") == "certs-only":
         return der_response(state, certs_only_der(certs + [ca.cert]), PKCS7_CONTENT_TYPE)
     nonce = cmc.new_nonce() if fault == "wrong_nonce" else request.sender_nonce

@@ -35,10 +35,11 @@ def make_ssl_context(state):
 
     def trust(cas):
         for ca in cas:
-            context.load_verify_locations(cadata=cert_pem(ca.cert).decode("ascii"))
+            for cert in ca.issuer_certs():  # with the intermediate, clients need not send it along
+                context.load_verify_locations(cadata=cert_pem(cert).decode("ascii"))
 
     trust(state.cas.all())
-    state.on_labels_changed(trust)
+    state.on_cas_changed(trust)
     return context
 
 
@@ -121,15 +122,21 @@ def url_host(bind):
     return bind
 
 
+def intermediate_path(ca):
+    """PEM path of ca's intermediate, None while it has none."""
+    return ca.intermediate.cert_path if ca.intermediate is not None else None
+
+
 def ready_info(state, bind, port):
     labels = {}
     for label, ca in sorted(state.labelled_cas().items()):
-        labels[label] = {"ca_path": ca.cert_path, "ca_fingerprint": ca.fingerprint}
+        labels[label] = {"ca_path": ca.cert_path, "ca_fingerprint": ca.fingerprint, "intermediate_path": intermediate_path(ca)}
     return {
         "port": port,
         "url": "https://%s:%d" % (url_host(bind), port),
         "ca_path": state.cas.default.cert_path,
         "ca_fingerprint": state.cas.default.fingerprint,
+        "intermediate_path": intermediate_path(state.cas.default),
         "labels": labels,
         "pid": os.getpid(),
     }
@@ -182,7 +189,7 @@ def serve(options, on_ready=None):
     def publish(_new_cas=None):
         write_json(options.ready_file, ready_info(state, options.bind, port))
 
-    state.on_labels_changed(publish)
+    state.on_cas_changed(publish)
 
     def stop(signum, _frame):
         log.info("signal %d: stopping", signum)

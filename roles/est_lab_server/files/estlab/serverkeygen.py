@@ -69,11 +69,13 @@ def _key_part(state, ca, key, encryption):
 
 def _answer(state, ca, request, encryption, fault, boundary):
     key = new_key_like(request.public_key)
+    issuer = state.issuer(ca)
     try:
-        cert = issue_certificate(state, ca, request, fault, public_key=key.public_key())
+        cert = issue_certificate(state, issuer, request, fault, public_key=key.public_key())
     except (ValueError, TypeError) as exc:
         raise HttpError(400, "cannot issue a certificate for this CSR: %s" % str(exc)[:200]) from exc
-    parts = [_key_part(state, ca, key, encryption), (PKCS7_CONTENT_TYPE, certs_only_der([cert]))]
+    chain = [cert] + state.chain_certs(ca, issuer)
+    parts = [_key_part(state, ca, key, encryption), (PKCS7_CONTENT_TYPE, certs_only_der(chain))]
     config = state.config
     if config.get("serverkeygen_order") == "cert-first":
         parts.reverse()

@@ -31,19 +31,41 @@ class LabState:
         if snapshot["rollover"]:
             for ca in self.cas.all():
                 ca.rollover_certs(self.key_type)
+        if snapshot["issuing_ca"] == "intermediate":
+            for ca in self.cas.all():
+                ca.ensure_intermediate()
         return added
 
-    def on_labels_changed(self, listener):
-        """Call listener(list_of_new_CAs) after a config change of "labels" (the list may be empty)."""
+    def on_cas_changed(self, listener):
+        """Call listener(list_of_CAs) after a config change of "labels" or "issuing_ca".
+
+        The list holds the new CAs and, after a change of issuing_ca, every CA
+        that has an intermediate (it may repeat CAs seen before, or be empty).
+        """
         self._listeners.append(listener)
 
     def update_config(self, changes):
         snapshot = self.config.merge(changes)
-        added = self._prepare(snapshot)
-        if "labels" in changes:
+        changed = self._prepare(snapshot)
+        if "issuing_ca" in changes:
+            changed += [ca for ca in self.cas.all() if ca.intermediate is not None and ca not in changed]
+        if "labels" in changes or "issuing_ca" in changes:
             for listener in self._listeners:
-                listener(added)
+                listener(changed)
         return snapshot
+
+    def issuer(self, ca):
+        """The CA that signs end-entity certificates for the label of ca: ca, or its intermediate (issuing_ca)."""
+        if self.config.get("issuing_ca") != "intermediate":
+            return ca
+        ca.ensure_intermediate()  # normally made by _prepare already
+        return ca.intermediate
+
+    def chain_certs(self, ca, issuer):
+        """CA certificates besides ca's own that go with certificates of issuer: its intermediate, unless omitted."""
+        if issuer is ca or self.config.get("cacerts_omit_intermediate"):
+            return []
+        return [issuer.cert]
 
     def labelled_cas(self):
         """{label: CA} for the labels currently configured."""
@@ -61,12 +83,14 @@ class LabState:
     def rogue_signer(self, ca):
         """(name, key) of a CA that is not in /cacerts but has the same name as ca (other_ca fault).
 
-        The same key is used for the whole life of the process.
+        ca is a label's CA or its intermediate; each keeps the same key for the
+        whole life of the process.
         """
         with self._lock:
-            if ca.label not in self._rogue_keys:
-                self._rogue_keys[ca.label] = new_private_key(self.key_type)
-            return ca.cert.subject, self._rogue_keys[ca.label]
+            slot = (ca.label, ca.stem)
+            if slot not in self._rogue_keys:
+                self._rogue_keys[slot] = new_private_key(self.key_type)
+            return ca.cert.subject, self._rogue_keys[slot]
 
     def rogue_ca_cert(self, ca):
         """Self-signed certificate of the rogue key of ca (what cacerts serves under other_ca)."""
