@@ -63,6 +63,9 @@ OID_CMC_TRANSACTION_ID = '1.3.6.1.5.5.7.7.5'
 OID_CMC_SENDER_NONCE = '1.3.6.1.5.5.7.7.6'
 OID_CMC_RECIPIENT_NONCE = '1.3.6.1.5.5.7.7.7'
 OID_CMC_STATUS_INFO_V2 = '1.3.6.1.5.5.7.7.25'
+OID_CMC_QUERY_PENDING = '1.3.6.1.5.5.7.7.21'
+OID_KP_CMC_CA = '1.3.6.1.5.5.7.3.27'          # id-kp-cmcCA (RFC 6402 2.10)
+OID_KP_CMC_RA = '1.3.6.1.5.5.7.3.28'          # id-kp-cmcRA
 
 _HASHES = {
     '1.3.14.3.2.26': 'sha1',
@@ -340,10 +343,13 @@ def new_nonce():
 
 
 def build_full_pki_request_info(csrs_der, signer_key, signer_cert=None, transaction_id=None, sender_nonce=None,
-                                identification=None, signer_public_key=None, subject_key_identifier=None):
+                                identification=None, signer_public_key=None, subject_key_identifier=None, query_pending=None):
     """Like :func:`build_full_pki_request`; returns ``{'der': bytes, 'transaction_id': int, 'sender_nonce': bytes}``.
 
     Keep ``transaction_id`` and ``sender_nonce`` to check the response with :func:`parse_pki_response`.
+    With ``query_pending`` (the pendToken of an earlier pending answer) the PKIData asks about that
+    request (RFC 5272 6.13) instead of carrying the requests again; ``csrs_der`` then only identifies
+    the signing key, as in the original request.
     """
     _require_pyasn1()
     csrs = _load_csrs(csrs_der)
@@ -372,14 +378,20 @@ def build_full_pki_request_info(csrs_der, signer_key, signer_cert=None, transact
     sender_nonce = bytes(sender_nonce)
 
     pki_data = rfc6402.PKIData()
-    for index, (_csr, request) in enumerate(csrs):
-        tagged = pki_data['reqSequence'].getComponentByPosition(index)
-        tcr = tagged['tcr']
-        tcr['bodyPartID'] = index + 1
-        tcr['certificationRequest'] = request
-    body_part = len(csrs)
+    if query_pending is None:
+        for index, (_csr, request) in enumerate(csrs):
+            tagged = pki_data['reqSequence'].getComponentByPosition(index)
+            tcr = tagged['tcr']
+            tcr['bodyPartID'] = index + 1
+            tcr['certificationRequest'] = request
+        body_part = len(csrs)
+    else:
+        pki_data['reqSequence'].clear()
+        body_part = 0
     controls = [(OID_CMC_TRANSACTION_ID, _der_encoder.encode(univ.Integer(transaction_id))),
                 (OID_CMC_SENDER_NONCE, _der_encoder.encode(univ.OctetString(sender_nonce)))]
+    if query_pending is not None:
+        controls.append((OID_CMC_QUERY_PENDING, _der_encoder.encode(univ.OctetString(bytes(query_pending)))))
     if identification:
         controls.append((OID_CMC_IDENTIFICATION, _der_encoder.encode(char.UTF8String(str(identification)))))
     for oid, value in controls:
@@ -483,6 +495,12 @@ def _name_der(name):
     return _der_encoder.encode(name)
 
 
+def _asn_certificates(certs):
+    """``[(cryptography certificate, pyasn1 Certificate)]`` for certificates known outside the message."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+    return [(cert, _decode(cert.public_bytes(Encoding.DER), rfc5280.Certificate(), 'CA certificate', der=True)) for cert in certs]
+
+
 def _find_signer(sid, certificates):
     """The certificate (cryptography, plus its pyasn1 form) named by a SignerIdentifier, or None."""
     from cryptography import x509
@@ -582,29 +600,6 @@ def _verify_signer_info(signer_info, cert, content_type, content, raw_attrs):
     return _verify_signature(cert.public_key(), signer_info['signatureAlgorithm'], digest_name, signature, content)
 
 
-def _issued_by(cert, issuer):
-    try:
-        cert.verify_directly_issued_by(issuer)
-        return True
-    except Exception:  # pylint: disable=broad-except
-        return False
-
-
-def _chains_to(cert, trusted, pool, depth=0):
-    from .codecs import public_key_der
-    if depth > 6:
-        return False
-    for anchor in trusted:
-        if cert == anchor or (cert.subject == anchor.subject and public_key_der(cert.public_key()) == public_key_der(anchor.public_key())):
-            return True
-        if _issued_by(cert, anchor):
-            return True
-    for candidate in pool:
-        if candidate != cert and _issued_by(cert, candidate) and _chains_to(candidate, trusted, pool, depth + 1):
-            return True
-    return False
-
-
 def _iso_time(value):
     try:
         return value.asDateTime.isoformat()
@@ -690,6 +685,7 @@ def parse_pki_response(der, request_transaction_id=None, sender_nonce=None, veri
          'signature_valid': bool or None,           # None when unsigned
          'signer_certificates': [x509.Certificate],  # certificates whose SignerInfo verified
          'signer_trusted': bool or None,            # None without verify_signer
+         'signer_authorized': bool or None,         # CA certificate or id-kp-cmcCA/cmcRA; None without verify_signer
          'transaction_id': int or None,
          'transaction_id_ok': bool or None,         # None without request_transaction_id
          'recipient_nonce': bytes or None,
@@ -727,7 +723,7 @@ def _parse_response(der, request_transaction_id, sender_nonce, verify_signer):
         'status': 'success', 'status_code': None, 'fail_info': None, 'status_string': None, 'body_list': [],
         'pending_token': None, 'pending_time': None, 'statuses': [],
         'certificates': [cert for cert, _asn in certificates], 'simple': False,
-        'signed': False, 'signature_valid': None, 'signer_certificates': [], 'signer_trusted': None,
+        'signed': False, 'signature_valid': None, 'signer_certificates': [], 'signer_trusted': None, 'signer_authorized': None,
         'transaction_id': None, 'transaction_id_ok': None,
         'recipient_nonce': None, 'recipient_nonce_ok': None, 'sender_nonce': None,
     }
@@ -774,8 +770,10 @@ def _parse_response(der, request_transaction_id, sender_nonce, verify_signer):
         result['signed'] = True
         raw_attrs = _raw_signed_attrs(der) or []
         valid = True
+        # RFC 5652 makes the certificates of a SignedData optional: the signer may be a CA certificate we hold.
+        known = _asn_certificates(verify_signer or [])
         for index, signer_info in enumerate(signer_infos):
-            cert = _find_signer(signer_info['sid'], certificates)
+            cert = _find_signer(signer_info['sid'], certificates) or _find_signer(signer_info['sid'], known)
             raw = raw_attrs[index] if index < len(raw_attrs) else None
             if cert is None or not _verify_signer_info(signer_info, cert, content_type, content, raw):
                 valid = False
@@ -785,28 +783,72 @@ def _parse_response(der, request_transaction_id, sender_nonce, verify_signer):
             trusted = list(verify_signer)
             pool = result['certificates']
             result['signer_trusted'] = bool(result['signer_certificates']) and all(
-                _chains_to(cert, trusted, pool) for cert in result['signer_certificates'])
+                _signer_trusted(cert, trusted, pool) for cert in result['signer_certificates'])
+            result['signer_authorized'] = bool(result['signer_certificates']) and all(
+                _authorized_signer(cert, trusted) for cert in result['signer_certificates'])
             valid = valid and result['signer_trusted']
         result['signature_valid'] = valid
     return result
 
 
+def _signer_trusted(cert, trusted, pool):
+    """The signer is one of the ``trusted`` CA certificates, or passes path validation to them."""
+    from .pathvalid import verify_issued
+    if any(cert == anchor for anchor in trusted):
+        return True
+    try:
+        verify_issued(cert, [c for c in pool if c != cert] + list(trusted), trusted)
+    except ESTError:
+        return False
+    return True
+
+
+def _authorized_signer(cert, trusted):
+    """May ``cert`` sign a CMC response? The CA certificate itself, or one marked id-kp-cmcCA / id-kp-cmcRA (RFC 6402 2.10)."""
+    from cryptography import x509
+    if any(cert == anchor for anchor in trusted):
+        return True
+    try:
+        usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    return any(usage.dotted_string in (OID_KP_CMC_CA, OID_KP_CMC_RA) for usage in usages)
+
+
 # ---- one exchange ---------------------------------------------------------------------------
 
-def exchange_full_pki_request(csrs_der, signer_key, signer_cert, ca_certs, post, identification=None):
+def exchange_full_pki_request(csrs_der, signer_key, signer_cert, ca_certs, post, identification=None, query_pending=None,
+                              transaction_id=None, strict=True):
     """Send one Full PKI Request and return the certificates of a successful answer (RFC 7030 §4.3).
 
     ``post(der)`` sends the request and returns the transport's answer (it may raise
     :class:`~.errors.ESTPending` for HTTP 202). A failure answered as 4xx/5xx with a CMC body
-    (§4.3.2) is read like a 200. The answer must verify against ``ca_certs`` when it is signed
-    and echo the transactionId and nonce; a CMC failure raises ``ESTError('bad_request')`` with
-    ``cmc_status`` and ``cmc_fail_info`` in its details, a CMC pending status ``ESTPending``.
+    (§4.3.2) is read like a 200, and so is a 202 that carries one. The answer must echo the
+    transactionId and nonce, and a signed answer must verify against ``ca_certs``.
+
+    ``strict`` (the default) also requires a PKIResponse to be signed, by a CA certificate of
+    ``ca_certs`` or by a certificate marked id-kp-cmcCA or id-kp-cmcRA (RFC 6402 2.10) that
+    validates to them; a certs-only Simple PKI Response (§4.3.2) needs no signature.
+
+    ``query_pending`` (a pendToken) asks about an earlier pending request (RFC 5272 6.13) in
+    the same transaction (``transaction_id``). A CMC failure raises ``ESTError('bad_request')``
+    with ``cmc_status`` and ``cmc_fail_info`` in its details; a CMC pending status
+    ``ESTPending`` whose ``cmc`` attribute holds ``{'token': bytes or None, 'transaction_id': int}``
+    and whose ``retry_after`` comes from pendTime (or the HTTP Retry-After).
     """
     from . import codecs
     from .errors import ESTPending
-    request = build_full_pki_request_info(csrs_der, signer_key, signer_cert, identification=identification)
+    request = build_full_pki_request_info(csrs_der, signer_key, signer_cert, identification=identification,
+                                          transaction_id=transaction_id, query_pending=query_pending)
+    http_retry_after = None
     try:
         response = post(request['der'])
+    except ESTPending as exc:
+        answer = getattr(exc, 'response', None)
+        if answer is None or not answer.body or not codecs.media_type_is(answer.content_type, codecs.PKCS7_MEDIA_TYPES):
+            exc.cmc = {'token': query_pending, 'transaction_id': request['transaction_id']}
+            raise
+        response, http_retry_after = answer, exc.retry_after
     except ESTError as exc:
         answer = exc.response
         if answer is None or not answer.body or not codecs.media_type_is(answer.content_type, codecs.PKCS7_MEDIA_TYPES):
@@ -817,14 +859,18 @@ def exchange_full_pki_request(csrs_der, signer_key, signer_cert, ca_certs, post,
                        % response.content_type)
     answer = parse_pki_response(codecs.decode_body(response.body, 'fullcmc'), request['transaction_id'],
                                 request['sender_nonce'], verify_signer=ca_certs)
-    if answer['signed'] and not answer['signature_valid']:
-        raise ESTError('verification', 'the signature of the CMC response does not verify against the CA certificates')
+    _check_response_signer(answer, strict)
     if answer['transaction_id_ok'] is False or answer['recipient_nonce_ok'] is False:
         raise ESTError('verification', 'the CMC response does not answer this request (transactionId or nonce differ)')
     status = answer['status']
     if status == 'pending':
-        raise ESTPending('the server holds the CMC request for approval%s'
-                         % (' until %s' % answer['pending_time'] if answer.get('pending_time') else ''))
+        token = answer.get('pending_token') or query_pending
+        retry_after = _seconds_until(answer.get('pending_time'))
+        pending = ESTPending('the server holds the CMC request for approval%s'
+                             % (' until %s' % answer['pending_time'] if answer.get('pending_time') else ''),
+                             retry_after=retry_after if retry_after is not None else http_retry_after)
+        pending.cmc = {'token': token, 'transaction_id': request['transaction_id']}
+        raise pending
     if status != 'success':
         detail = ', '.join(x for x in (answer.get('fail_info'), answer.get('status_string')) if x)
         raise ESTError('bad_request', 'the CMC request was answered %s%s' % (status, ' (%s)' % detail if detail else ''),
@@ -832,3 +878,36 @@ def exchange_full_pki_request(csrs_der, signer_key, signer_cert, ca_certs, post,
     if not answer['certificates']:
         raise ESTError('bad_response', 'the CMC response reports success but holds no certificate')
     return answer['certificates']
+
+
+def _check_response_signer(answer, strict):
+    """Refuse a PKIResponse whose signature does not verify, and (``strict``) an unsigned one or one
+    signed by a certificate that is neither the CA nor a CMC CA/RA."""
+    if answer['simple']:
+        return
+    if answer['signed'] and not answer['signature_valid']:
+        raise ESTError('verification', 'the signature of the CMC response does not verify against the CA certificates')
+    if not strict:
+        return
+    if not answer['signed']:
+        raise ESTError('verification', 'the PKIResponse is not signed, so nothing shows it comes from the CA; '
+                       'set cmc_response_check=lenient to accept unsigned responses')
+    if not answer.get('signer_authorized'):
+        names = ', '.join(c.subject.rfc4514_string() for c in answer['signer_certificates'])
+        raise ESTError('verification', 'the CMC response is signed by %s, which is neither a CA certificate of the server '
+                       'nor marked id-kp-cmcCA or id-kp-cmcRA (RFC 6402 2.10); set cmc_response_check=lenient to accept it'
+                       % (names or 'an unknown certificate'))
+
+
+def _seconds_until(iso_time):
+    """Whole seconds from now until an ISO 8601 time (0 when past); None when there is none."""
+    import datetime
+    if not iso_time:
+        return None
+    try:
+        when = datetime.datetime.fromisoformat(iso_time)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0, int((when - datetime.datetime.now(datetime.timezone.utc)).total_seconds()))

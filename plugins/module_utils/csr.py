@@ -321,8 +321,12 @@ def extension_values(ext_holder):
     return result
 
 
-def build_csr(private_key, pairs, sans=None, key_usage=None, eku=None, challenge_password=None, hash_name=None):
-    """A signed ``x509.CertificateSigningRequest`` for ``private_key``."""
+def build_csr(private_key, pairs, sans=None, key_usage=None, eku=None, challenge_password=None, hash_name=None,
+              extra_extensions=()):
+    """A signed ``x509.CertificateSigningRequest`` for ``private_key``.
+
+    ``extra_extensions``: further ``(x509.ExtensionType, critical)`` pairs, e.g. values a CA asked for.
+    """
     from cryptography import x509
     from cryptography.x509.oid import AttributeOID
     from .keys import signature_hash
@@ -345,6 +349,11 @@ def build_csr(private_key, pairs, sans=None, key_usage=None, eku=None, challenge
     ekus = eku_oids(eku)
     if ekus:
         builder = builder.add_extension(x509.ExtendedKeyUsage([x509.ObjectIdentifier(o) for o in ekus]), critical=False)
+    for extension, critical in extra_extensions:
+        try:
+            builder = builder.add_extension(extension, critical=critical)
+        except ValueError as exc:  # the same extension twice
+            raise ESTError('invalid_input', 'cannot add extension %s to the request: %s' % (extension.oid.dotted_string, exc))
     if challenge_password:
         builder = builder.add_attribute(AttributeOID.CHALLENGE_PASSWORD, challenge_password.encode('utf-8'))
     try:

@@ -139,7 +139,8 @@ class Options:
                  san_policy='fail', wait_timeout=0, key_mode=0o600, cert_mode=None, challenge_password=None,
                  external_csr=None, renew_only=False, csr_attributes='ignore', server_keygen=False,
                  decrypt_cert_path=None, decrypt_key_path=None, pkcs12_path=None, pkcs12_passphrase=None,
-                 fullcmc=False, ra_cert_path=None, ra_key_path=None, identification=None, extra_csrs=()):
+                 fullcmc=False, ra_cert_path=None, ra_key_path=None, identification=None, extra_csrs=(),
+                 cmc_response_check='strict', csr_attributes_unmet='fail'):
         from .hoststate import Wanted
         self.cert_path = cert_path
         self.key_path = key_path
@@ -170,6 +171,8 @@ class Options:
         self.ra_key_path = ra_key_path
         self.identification = identification
         self.extra_csrs = list(extra_csrs)
+        self.cmc_response_check = cmc_response_check
+        self.csr_attributes_unmet = csr_attributes_unmet
 
 
 class Enrollment:
@@ -191,6 +194,7 @@ class Enrollment:
         self.cached_facts = None
         self._transports = {}
         self.extra_certificates = []
+        self.cmc_query = None  # (pendToken, transactionId) of a CMC request the server holds
 
     # -- planning (no network) -------------------------------------------------------------
     def plan(self):
@@ -248,23 +252,48 @@ class Enrollment:
         return 'none', []
 
     def _new_key_type(self, requirements=None):
+        """The type of a new key: ``key_type``, else what the CA demands in /csrattrs, else the current key's type."""
         from .keys import DEFAULT_KEY_TYPE, KEY_TYPES, key_type_of
+        demanded = self._demanded_key_type(requirements)
         if self.options.key_type:
+            if demanded and demanded != self.options.key_type:
+                self._unmet('a %s key, but key_type is %s' % (demanded, self.options.key_type))
             return self.options.key_type
-        wanted = (requirements or {}).get('key_spec')
-        if wanted in KEY_TYPES:
-            return wanted
+        if demanded:
+            return demanded
         current = key_type_of(self.state.key) if self.state.key is not None else None
         return current if current in KEY_TYPES else DEFAULT_KEY_TYPE
 
-    def new_key_needed(self):
+    def _demanded_key_type(self, requirements):
+        """The key type /csrattrs asks for (RFC 7030 4.5.2), or None; a demand that cannot be met is :meth:`_unmet`."""
+        from .keys import key_type_for_demand
+        key_type, problem = key_type_for_demand(requirements)
+        if problem:
+            self._unmet(problem)
+        return key_type
+
+    def _unmet(self, demand):
+        """A /csrattrs demand this request cannot meet: an error, or with ``csr_attributes_unmet=warn`` a warning."""
+        if self.options.csr_attributes_unmet == 'warn':
+            message = 'the server asks in /csrattrs for %s; the request is sent without it (csr_attributes_unmet=warn)' % demand
+            if message not in self.warnings:
+                self.warnings.append(message)
+            return
+        raise ESTError('invalid_input', 'the server asks in /csrattrs for %s, which this request cannot meet; set '
+                       'csr_attributes_unmet=warn to send the request anyway' % demand)
+
+    def new_key_needed(self, requirements=None):
         from .keys import key_type_of
         opts, state = self.options, self.state
         if opts.external_csr is not None:
             return False
         if state.key is None or opts.rekey:
             return True
-        return bool(opts.key_type and key_type_of(state.key) != opts.key_type)
+        if opts.key_type and key_type_of(state.key) != opts.key_type:
+            return True
+        # A CA that demands another key type (RFC 7030 4.5.2) gets a new key of that type.
+        demanded = self._demanded_key_type(requirements) if requirements else None
+        return bool(demanded and key_type_of(state.key) != demanded)
 
     # -- running -----------------------------------------------------------------------------
     def run(self):
@@ -345,7 +374,7 @@ class Enrollment:
             # URL, credentials and trust are checked before a key is made (a failure there changes nothing).
             self._transport(operation)
             requirements = self._csr_requirements(operation, previous)
-            new_key = self.new_key_needed()
+            new_key = self.new_key_needed(requirements)
             key = generate_private_key(self._new_key_type(requirements)) if new_key else state.key
             csr = self._build_csr(key, operation, previous, requirements)
             attempts = 1
@@ -356,6 +385,10 @@ class Enrollment:
             certs, trust = self._exchange(operation, csr_der(csr), key, key.public_key())
         except ESTPending as exc:
             record = PendingState(operation, csr_pem(csr).decode('ascii'), new_key, created, exc.retry_after, attempts)
+            if self.cmc_query is not None:
+                import base64
+                record.cmc_token = base64.b64encode(self.cmc_query[0]).decode('ascii')
+                record.transaction_id = self.cmc_query[1]
             if new_key and self.action != 'resume':
                 self.files.write(paths['key'], private_key_pem(key), 0o600, secret=True)
             self.files.write(paths['state'], record.to_json(), 0o600)
@@ -428,14 +461,42 @@ class Enrollment:
             eku = sorted(set(eku) | set(eku_oids(req.get('extended_key_usage'))))
             if req.get('hash') in ('sha256', 'sha384', 'sha512'):
                 hash_name = req['hash']
-            if req.get('key_spec') and req['key_spec'] != key_type_of(key):
-                self.warnings.append('the server asks for a %s key; this request uses the existing %s key'
-                                     % (req['key_spec'], key_type_of(key)))
+            demanded = self._demanded_key_type(req)
+            if demanded and demanded != key_type_of(key) and operation != 'serverkeygen':
+                self._unmet('a %s key; this request is signed with a %s key' % (demanded, key_type_of(key)))
             if req.get('challenge_password_required') and not self.options.challenge_password:
                 self.warnings.append('the server lists challengePassword in /csrattrs; set challenge_password if it requires one')
             for oid in req.get('attributes') or []:
-                self.warnings.append('the server asks for attribute %s, which this client cannot fill in' % oid)
-        return build_csr(key, pairs, sans, _ku_names(key_usage), eku, self.options.challenge_password, hash_name)
+                self._unmet('attribute %s, which this client cannot fill in' % _oid_label(oid))
+            extra = self._requested_extensions(req, sans, key_usage, eku)
+        else:
+            extra = []
+        return build_csr(key, pairs, sans, _ku_names(key_usage), eku, self.options.challenge_password, hash_name,
+                         extra_extensions=extra)
+
+    def _requested_extensions(self, req, sans, key_usage, eku):
+        """Extensions /csrattrs asks for beyond SAN, keyUsage and extKeyUsage: passed through when the
+        server gives their value, an unmet demand when it names only the OID."""
+        from cryptography import x509
+        handled = {'2.5.29.17': bool(sans), '2.5.29.15': bool(key_usage), '2.5.29.37': bool(eku)}
+        extra, given = [], set()
+        for ext in req.get('extension_values') or []:
+            if ext['oid'] in handled or not ext.get('value_hex'):
+                continue
+            given.add(ext['oid'])
+            extra.append((x509.UnrecognizedExtension(x509.ObjectIdentifier(ext['oid']), bytes.fromhex(ext['value_hex'])),
+                          bool(ext.get('critical'))))
+        for oid in req.get('extensions') or []:
+            if oid in given:
+                continue
+            if oid in handled:
+                # Names and usages are the operator's to give; the server only says it wants some.
+                if not handled[oid]:
+                    self.warnings.append('the server asks in /csrattrs for extension %s; give it in the task (the request '
+                                         'has none)' % _oid_label(oid))
+                continue
+            self._unmet('extension %s without a value, which this client cannot fill in' % _oid_label(oid))
+        return extra
 
     def _transport(self, operation):
         """The transport for ``operation``, made once per operation kind."""
@@ -522,10 +583,32 @@ class Enrollment:
         reposted = _Reposted(transport, cmc.CMC_REQUEST_CONTENT_TYPE)
 
         def post(der):
-            return post_with_polling(reposted, 'fullcmc', der, opts.wait_timeout, self.sleep, self.clock)
+            return reposted.post('fullcmc', der)
 
-        certificates = cmc.exchange_full_pki_request([csr_der_bytes] + extra, signer, signer_cert, ca_certs, post,
-                                                     identification=opts.identification)
+        # A request the server holds (CMC pending) is asked about with its pendToken in the same
+        # transaction (RFC 5272 6.13), in this run (wait_timeout) and in later ones (the pending file).
+        pending = self.state.pending if self.action == 'resume' and self.state is not None else None
+        if pending is not None and pending.cmc_token:
+            import base64
+            self.cmc_query = (base64.b64decode(pending.cmc_token), pending.transaction_id)
+        deadline = self.clock() + max(0, opts.wait_timeout or 0)
+        while True:
+            token, transaction_id = self.cmc_query or (None, None)
+            try:
+                certificates = cmc.exchange_full_pki_request([csr_der_bytes] + extra, signer, signer_cert, ca_certs, post,
+                                                             identification=opts.identification, query_pending=token,
+                                                             transaction_id=transaction_id,
+                                                             strict=opts.cmc_response_check != 'lenient')
+                break
+            except ESTPending as exc:
+                state = getattr(exc, 'cmc', None) or {}
+                if state.get('token'):
+                    self.cmc_query = (state['token'], state['transaction_id'])
+                remaining = deadline - self.clock()
+                if remaining <= 0:
+                    raise
+                delay = exc.retry_after if exc.retry_after is not None else DEFAULT_POLL_SECONDS
+                self.sleep(max(0.2, min(delay, remaining)))
         # Further requests of the same PKIData: their certificates are returned, found by key, not installed.
         for other in opts.extra_csrs:
             issued = codecs.find_certificate_for_key(certificates, other.public_key())
@@ -697,6 +780,13 @@ def _stored_anchors(path):
         return codecs.load_pem_certs(read_bytes(path) or b'', 'trust anchors %s' % path)
     except ESTError:
         return []
+
+
+def _oid_label(oid):
+    """``name (dotted OID)`` for messages."""
+    from .csrattrs import oid_name
+    name = oid_name(oid)
+    return '%s (%s)' % (name, oid) if name and name != oid else oid
 
 
 def _san_objects(cert):

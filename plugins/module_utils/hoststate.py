@@ -64,25 +64,32 @@ class Wanted:
 class PendingState:
     """A request the server accepted (202) but has not answered yet, kept beside the certificate."""
 
-    def __init__(self, operation, csr_pem, new_key, created, retry_after=None, attempts=1):
+    def __init__(self, operation, csr_pem, new_key, created, retry_after=None, attempts=1, cmc_token=None,
+                 transaction_id=None):
         self.operation = operation
         self.csr_pem = csr_pem
         self.new_key = new_key
         self.created = created
         self.retry_after = retry_after
         self.attempts = attempts
+        self.cmc_token = cmc_token            # base64 pendToken of a full CMC request (RFC 5272 6.13)
+        self.transaction_id = transaction_id  # its CMC transactionId
 
     def to_json(self):
-        return json.dumps({'operation': self.operation, 'csr': self.csr_pem, 'new_key': self.new_key,
-                           'created': self.created, 'retry_after': self.retry_after, 'attempts': self.attempts},
-                          indent=2, sort_keys=True) + '\n'
+        document = {'operation': self.operation, 'csr': self.csr_pem, 'new_key': self.new_key,
+                    'created': self.created, 'retry_after': self.retry_after, 'attempts': self.attempts}
+        if self.cmc_token:
+            document.update(cmc_token=self.cmc_token, transaction_id=self.transaction_id)
+        return json.dumps(document, indent=2, sort_keys=True) + '\n'
 
     @classmethod
     def from_json(cls, data, source):
         try:
             raw = json.loads(data.decode('utf-8'))
+            transaction_id = raw.get('transaction_id')
             return cls(raw['operation'], raw['csr'], bool(raw['new_key']), raw['created'], raw.get('retry_after'),
-                       int(raw.get('attempts', 1)))
+                       int(raw.get('attempts', 1)), raw.get('cmc_token'),
+                       int(transaction_id) if transaction_id is not None else None)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ESTError('host_state', 'the pending request file %s is unreadable (%s); remove it to start over' % (source, exc))
 

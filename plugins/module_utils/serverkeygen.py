@@ -17,9 +17,11 @@ parser and accepts:
 
 * the key as ``application/pkcs8`` (PKCS#8 PrivateKeyInfo; PKCS#1 RSAPrivateKey and SEC1
   ECPrivateKey are accepted too), or as ``application/pkcs7-mime; smime-type=server-generated-key``
-  (CMS EnvelopedData, decrypted with the caller's ``decrypt_key``; the plaintext may be a PKCS#8,
-  an RFC 5958 AsymmetricKeyPackage, or a CMS SignedData wrapping either - the SignedData is
-  unwrapped, its signature is not checked);
+  (CMS EnvelopedData or RFC 5083 AuthEnvelopedData, decrypted with the caller's ``decrypt_key``
+  whether the server names the recipient by issuerAndSerialNumber or by subjectKeyIdentifier - see
+  :func:`_decrypt` for the algorithms; the plaintext may be a PKCS#8, an RFC 5958
+  AsymmetricKeyPackage, or a CMS SignedData wrapping either - the SignedData is unwrapped, its
+  signature is not checked);
 * the certificate as ``application/pkcs7-mime`` certs-only;
 * each part base64 (any line layout, with or without Content-Transfer-Encoding, which RFC 8951
   says to ignore), raw DER or PEM; CRLF or LF line ends; parts with an unknown or missing
@@ -39,7 +41,7 @@ from .errors import ESTError
 try:  # Shipped to hosts that may lack pyasn1; the public functions report it as an ESTError.
     from pyasn1.codec.der import encoder as _der_encoder
     from pyasn1.type import univ
-    from pyasn1_modules import rfc5280, rfc5652, rfc5958
+    from pyasn1_modules import rfc4055, rfc5083, rfc5084, rfc5280, rfc5652, rfc5958
     HAS_PYASN1 = True
     PYASN1_IMPORT_ERROR = None
 except ImportError as _exc:  # pragma: no cover - depends on the host
@@ -54,10 +56,11 @@ OID_ASYMM_DECRYPT_KEY_ID = '1.2.840.113549.1.9.16.2.54'
 OID_SMIME_CAPABILITIES = '1.2.840.113549.1.9.15'
 OID_SIGNED_DATA = '1.2.840.113549.1.7.2'
 OID_ENVELOPED_DATA = '1.2.840.113549.1.7.3'
+OID_AUTH_ENVELOPED_DATA = '1.2.840.113549.1.9.16.1.23'  # id-ct-authEnvelopedData (RFC 5083)
 OID_DATA = '1.2.840.113549.1.7.1'
 OID_KEY_PACKAGE = '2.16.840.1.101.2.1.2.78.5'  # id-ct-KP-aKeyPackage (RFC 5958)
 
-# What cryptography can decrypt: RSA PKCS#1 v1.5 key transport, AES-128/256-CBC content.
+# What the client asks for (the engine decrypts more, see _decrypt): RSA key transport, AES-256/128-CBC content.
 DEFAULT_SMIME_CAPABILITIES = (
     '2.16.840.1.101.3.4.1.42',  # aes256-CBC
     '2.16.840.1.101.3.4.1.2',   # aes128-CBC
@@ -65,6 +68,42 @@ DEFAULT_SMIME_CAPABILITIES = (
 )
 
 _MAX_NESTING = 4
+
+# Content-encryption algorithms :func:`_decrypt` handles: OID -> (name, mode, key bytes).
+_CONTENT_CIPHERS = {
+    '2.16.840.1.101.3.4.1.2': ('AES-128-CBC', 'cbc', 16),
+    '2.16.840.1.101.3.4.1.22': ('AES-192-CBC', 'cbc', 24),
+    '2.16.840.1.101.3.4.1.42': ('AES-256-CBC', 'cbc', 32),
+    '2.16.840.1.101.3.4.1.6': ('AES-128-GCM', 'gcm', 16),   # RFC 5084, in AuthEnvelopedData only
+    '2.16.840.1.101.3.4.1.26': ('AES-192-GCM', 'gcm', 24),
+    '2.16.840.1.101.3.4.1.46': ('AES-256-GCM', 'gcm', 32),
+}
+_OID_RSA_ENCRYPTION = '1.2.840.113549.1.1.1'
+_OID_RSAES_OAEP = '1.2.840.113549.1.1.7'
+_OID_MGF1 = '1.2.840.113549.1.1.8'
+_OID_P_SPECIFIED = '1.2.840.113549.1.1.9'
+_OID_SHA1 = '1.3.14.3.2.26'
+_OAEP_HASHES = {
+    _OID_SHA1: 'SHA1',
+    '2.16.840.1.101.3.4.2.4': 'SHA224',
+    '2.16.840.1.101.3.4.2.1': 'SHA256',
+    '2.16.840.1.101.3.4.2.2': 'SHA384',
+    '2.16.840.1.101.3.4.2.3': 'SHA512',
+}
+# Names for error messages, including algorithms a server might use that are not supported.
+_ALGORITHM_NAMES = dict((oid, spec[0]) for oid, spec in _CONTENT_CIPHERS.items())
+_ALGORITHM_NAMES.update({
+    '1.2.840.113549.3.7': 'DES-EDE3-CBC',
+    '1.3.14.3.2.7': 'DES-CBC',
+    '1.2.840.113549.3.2': 'RC2-CBC',
+    '2.16.840.1.101.3.4.1.7': 'AES-128-CCM',
+    '2.16.840.1.101.3.4.1.27': 'AES-192-CCM',
+    '2.16.840.1.101.3.4.1.47': 'AES-256-CCM',
+    '1.2.840.113549.1.9.16.3.18': 'ChaCha20-Poly1305',
+    '1.2.840.10045.2.1': 'id-ecPublicKey',
+    _OID_RSA_ENCRYPTION: 'rsaEncryption',
+    _OID_RSAES_OAEP: 'id-RSAES-OAEP',
+})
 
 
 def _require_pyasn1():
@@ -187,7 +226,7 @@ def _classify(part, index):
         if smime_type == 'certs-only':
             return 'certs', der, what
         content_type = _content_info_type(der)
-        if content_type == OID_ENVELOPED_DATA:
+        if content_type in (OID_ENVELOPED_DATA, OID_AUTH_ENVELOPED_DATA):
             return 'encrypted_key', der, what
         return 'certs', der, what
     # Unknown or missing media type: recognise the content.
@@ -196,7 +235,7 @@ def _classify(part, index):
     except ESTError:
         return None, None, what
     content_type = _content_info_type(der)
-    if content_type == OID_ENVELOPED_DATA:
+    if content_type in (OID_ENVELOPED_DATA, OID_AUTH_ENVELOPED_DATA):
         return 'encrypted_key', der, what
     if content_type == OID_SIGNED_DATA:
         return 'certs', der, what
@@ -262,10 +301,21 @@ def _key_from_content(data, depth=0):
     raise ESTError('bad_response', 'the decrypted server-generated key is neither PKCS#8, an AsymmetricKeyPackage nor a SignedData')
 
 
-def _decrypt(der, decrypt_key):
+# ---- CMS decryption (RFC 5652 §6, RFC 5083, RFC 5084, RFC 3560) --------------------------------
+
+def _decrypt_key_id(certificate):
+    """The AsymmetricDecryptKeyIdentifier the client sends for ``certificate`` (RFC 7030 §4.4.1.2): its
+    subjectKeyIdentifier extension, else the RFC 5280 §4.2.1.2 method 1 identifier of its public key."""
+    from cryptography import x509
+    try:
+        return certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        return x509.SubjectKeyIdentifier.from_public_key(certificate.public_key()).digest
+
+
+def _decrypt_key_pair(decrypt_key):
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.hazmat.primitives.serialization import pkcs7
     if decrypt_key is None:
         raise ESTError('invalid_input', 'the server returned the private key encrypted (CMS EnvelopedData); '
                        'give decrypt_key=(certificate, private_key) of the key named in the request')
@@ -277,11 +327,230 @@ def _decrypt(der, decrypt_key):
         raise ESTError('invalid_input', 'decrypt_key[0] must be a cryptography x509.Certificate')
     if not isinstance(private_key, rsa.RSAPrivateKey):
         raise ESTError('invalid_input', 'decrypt_key[1] must be an RSA private key (only RSA key transport can be decrypted)')
+    public_key = certificate.public_key()
+    if not isinstance(public_key, rsa.RSAPublicKey) or public_key.public_numbers() != private_key.public_key().public_numbers():
+        raise ESTError('invalid_input', 'decrypt_key[1] is not the private key of the certificate decrypt_key[0] (%s)'
+                       % certificate.subject.rfc4514_string())
+    return certificate, private_key
+
+
+def _algorithm_name(oid):
+    return '%s (%s)' % (_ALGORITHM_NAMES[oid], oid) if oid in _ALGORITHM_NAMES else oid
+
+
+def _content_cipher(algorithm, authenticated):
+    """``(name, mode, key size, parameters)`` for a contentEncryptionAlgorithm, checked against the envelope type."""
+    oid = str(algorithm['algorithm'])
+    if oid not in _CONTENT_CIPHERS:
+        raise ESTError('bad_response', 'the encrypted server-generated key uses the content-encryption algorithm %s, which '
+                       'this client does not support (AES-128/192/256-CBC in EnvelopedData, AES-128/192/256-GCM in '
+                       'AuthEnvelopedData)' % _algorithm_name(oid))
+    name, mode, size = _CONTENT_CIPHERS[oid]
+    if authenticated and mode != 'gcm':
+        raise ESTError('bad_response', 'the AuthEnvelopedData uses %s, which is not an authenticated cipher (RFC 5083 §2.1)' % name)
+    if not authenticated and mode == 'gcm':
+        raise ESTError('bad_response', 'the EnvelopedData uses %s, which needs an AuthEnvelopedData to carry its '
+                       'authentication tag (RFC 5084 §3)' % name)
+    parameters = algorithm['parameters']
+    if not parameters.isValue:
+        raise ESTError('bad_response', 'the %s algorithm identifier of the encrypted key has no parameters (%s)'
+                       % (name, 'GCMParameters' if mode == 'gcm' else 'IV'))
+    spec = rfc5084.GCMParameters() if mode == 'gcm' else univ.OctetString()
+    value = _decode(bytes(parameters), spec)
+    if value is None:
+        raise ESTError('bad_response', 'the %s parameters of the encrypted key are malformed' % name)
+    return name, mode, size, value
+
+
+def _oaep_padding(parameters):
+    """cryptography's OAEP padding for RSAES-OAEP-params (RFC 4055 §4.1; absent fields are SHA-1, MGF1-SHA-1, no label)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    params = rfc4055.RSAES_OAEP_params()
+    if parameters.isValue:
+        params = _decode(bytes(parameters), rfc4055.RSAES_OAEP_params())
+        if params is None:
+            raise ESTError('bad_response', 'the RSAES-OAEP parameters of the encrypted key are malformed')
+
+    def _hash(identifier, what):
+        oid = str(identifier['algorithm']) if identifier.isValue else _OID_SHA1
+        if oid not in _OAEP_HASHES:
+            raise ESTError('bad_response', 'the RSAES-OAEP %s %s is not supported (SHA-1, SHA-224, SHA-256, SHA-384, SHA-512)'
+                           % (what, oid))
+        return getattr(hashes, _OAEP_HASHES[oid])()
+
+    algorithm = _hash(params['hashFunc'], 'hash function')
+    mgf_hash = hashes.SHA1()  # the default is mgf1SHA1 whatever hashFunc is
+    mask = params['maskGenFunc']
+    if mask.isValue:
+        if str(mask['algorithm']) != _OID_MGF1:
+            raise ESTError('bad_response', 'the RSAES-OAEP mask generation function %s is not supported (MGF1 only)'
+                           % mask['algorithm'])
+        mgf_parameters = _decode(bytes(mask['parameters']), rfc5280.AlgorithmIdentifier()) if mask['parameters'].isValue else None
+        if mgf_parameters is None:
+            raise ESTError('bad_response', 'the RSAES-OAEP MGF1 parameters of the encrypted key are malformed')
+        mgf_hash = _hash(mgf_parameters, 'MGF1 hash function')
+    label = None
+    source = params['pSourceFunc']
+    if source.isValue:
+        if str(source['algorithm']) != _OID_P_SPECIFIED:
+            raise ESTError('bad_response', 'the RSAES-OAEP label source %s is not supported (id-pSpecified only)' % source['algorithm'])
+        value = _decode(bytes(source['parameters']), univ.OctetString()) if source['parameters'].isValue else None
+        if value is None:
+            raise ESTError('bad_response', 'the RSAES-OAEP label of the encrypted key is malformed')
+        label = value.asOctets() or None
+    return padding.OAEP(mgf=padding.MGF1(algorithm=mgf_hash), algorithm=algorithm, label=label)
+
+
+def _key_transport_padding(algorithm):
+    from cryptography.hazmat.primitives.asymmetric import padding
+    oid = str(algorithm['algorithm'])
+    if oid == _OID_RSA_ENCRYPTION:
+        return padding.PKCS1v15()
+    if oid == _OID_RSAES_OAEP:
+        return _oaep_padding(algorithm['parameters'])
+    raise ESTError('bad_response', 'the encrypted server-generated key is wrapped for our certificate with the key-encryption '
+                   'algorithm %s, which this client does not support (rsaEncryption, id-RSAES-OAEP)' % _algorithm_name(oid))
+
+
+def _issuer_der(certificate):
+    """The certificate's issuer Name as pyasn1 DER-encodes it, so both sides of the comparison are normalised alike."""
+    from cryptography.hazmat.primitives import serialization
+    parsed = _decode(certificate.public_bytes(serialization.Encoding.DER), rfc5280.Certificate())
+    if parsed is None:  # pragma: no cover - cryptography loaded it, so pyasn1 reads it too
+        return certificate.issuer.public_bytes()
+    return _der_encoder.encode(parsed['tbsCertificate']['issuer'])
+
+
+def _describe_rid(rid):
+    if rid.getName() == 'subjectKeyIdentifier':
+        return 'subjectKeyIdentifier %s' % rid['subjectKeyIdentifier'].asOctets().hex()
+    return 'issuerAndSerialNumber (serial %x)' % int(rid['issuerAndSerialNumber']['serialNumber'])
+
+
+def _our_recipients(recipient_infos, certificate):
+    """The KeyTransRecipientInfos addressed to ``certificate``, by issuerAndSerialNumber or subjectKeyIdentifier."""
+    from cryptography import x509
+    key_ids = {_decrypt_key_id(certificate), x509.SubjectKeyIdentifier.from_public_key(certificate.public_key()).digest}
+    issuer = None
+    ours, others = [], []
+    for info in recipient_infos:
+        if info.getName() != 'ktri':
+            others.append('a %s recipient' % info.getName())
+            continue
+        ktri = info['ktri']
+        rid = ktri['rid']
+        if rid.getName() == 'subjectKeyIdentifier':
+            match = rid['subjectKeyIdentifier'].asOctets() in key_ids
+        else:
+            ias = rid['issuerAndSerialNumber']
+            if issuer is None:
+                issuer = _issuer_der(certificate)
+            match = int(ias['serialNumber']) == certificate.serial_number and _der_encoder.encode(ias['issuer']) == issuer
+        (ours if match else others).append(ktri if match else _describe_rid(rid))
+    if not ours:
+        raise ESTError('bad_response', 'the encrypted server-generated key has no recipient for our decrypt certificate %s '
+                       '(subjectKeyIdentifier %s, serial %x); it is encrypted to: %s'
+                       % (certificate.subject.rfc4514_string(), _decrypt_key_id(certificate).hex(), certificate.serial_number,
+                          ', '.join(others) or 'nobody'))
+    return ours
+
+
+def _unwrap_content_key(recipient_infos, certificate, private_key, name, size):
+    """The content-encryption key from the first of our KeyTransRecipientInfos that unwraps to a ``size``-byte key."""
+    for ktri in _our_recipients(recipient_infos, certificate):
+        pad = _key_transport_padding(ktri['keyEncryptionAlgorithm'])
+        try:
+            key = private_key.decrypt(ktri['encryptedKey'].asOctets(), pad)
+        except ValueError:
+            continue
+        if len(key) == size:
+            return key
+    # One message for every RSA failure: with implicit rejection (OpenSSL 3.2+) a wrong key yields random bytes, not an error.
+    raise ESTError('bad_response', 'the content-encryption key of the encrypted server-generated key could not be unwrapped '
+                   'with the decrypt key into a %s key (RSA decryption failed: wrong key or corrupted encryptedKey)' % name)
+
+
+def _decrypt_content(name, mode, key, parameters, ciphertext, mac=None, aad=b''):
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives import padding as sym_padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    if mode == 'cbc':
+        iv = parameters.asOctets()
+        if len(iv) != 16:
+            raise ESTError('bad_response', 'the %s IV of the encrypted key has %d bytes, expected 16' % (name, len(iv)))
+        if not ciphertext or len(ciphertext) % 16:
+            raise ESTError('bad_response', 'the %s encrypted content (%d bytes) is not a whole number of 16-byte blocks'
+                           % (name, len(ciphertext)))
+        decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+        padded = decryptor.update(ciphertext) + decryptor.finalize()
+        unpadder = sym_padding.PKCS7(128).unpadder()
+        try:
+            return unpadder.update(padded) + unpadder.finalize()
+        except ValueError:
+            raise ESTError('bad_response', 'the %s encrypted content has bad PKCS#7 padding after decryption '
+                           '(wrong key or corrupted content)' % name)
+    nonce = parameters['aes-nonce'].asOctets()
+    icv_length = int(parameters['aes-ICVlen'])
+    if len(mac) != icv_length:
+        raise ESTError('bad_response', 'the %s authentication tag has %d bytes, the parameters say %d' % (name, len(mac), icv_length))
     try:
-        return pkcs7.pkcs7_decrypt_der(der, certificate, private_key, [])
-    except Exception as exc:  # pylint: disable=broad-except
-        raise ESTError('bad_response', 'the encrypted server-generated key could not be decrypted with the given key '
-                       '(is it the key named in the request, and an RSA key-transport recipient?): %s' % _short(exc))
+        decryptor = Cipher(algorithms.AES(key), modes.GCM(nonce, mac, min_tag_length=icv_length)).decryptor()
+    except ValueError as exc:
+        raise ESTError('bad_response', 'the %s parameters of the encrypted key are unusable: %s' % (name, _short(exc)))
+    decryptor.authenticate_additional_data(aad)
+    plaintext = decryptor.update(ciphertext)
+    try:
+        return plaintext + decryptor.finalize()
+    except InvalidTag:
+        raise ESTError('bad_response', 'the %s authentication tag of the encrypted server-generated key does not verify '
+                       '(tampered or corrupted content, or wrong key)' % name)
+
+
+def _decrypt(der, decrypt_key):
+    """The plaintext of a CMS EnvelopedData (RFC 5652 §6) or AuthEnvelopedData (RFC 5083) for ``decrypt_key``.
+
+    One pyasn1-based implementation instead of cryptography's ``pkcs7_decrypt_der``, which only finds
+    recipients by issuerAndSerialNumber, only knows RSA PKCS#1 v1.5 and AES-128/256-CBC, and reads no
+    AuthEnvelopedData - while RFC 7030 §4.4.2 lets the server name the recipient by the
+    subjectKeyIdentifier the client sent in id-aa-asymmDecryptKeyID. A single path keeps the behaviour
+    and error messages the same whichever form the server picks.
+
+    Recipient: a KeyTransRecipientInfo whose rid is the decrypt certificate's issuerAndSerialNumber, or
+    a subjectKeyIdentifier equal to what :func:`ask_for_encrypted_key` sends (the certificate's
+    subjectKeyIdentifier extension, else the RFC 5280 method 1 SHA-1 of its key) or to the method 1
+    identifier. Key transport: rsaEncryption (PKCS#1 v1.5) or id-RSAES-OAEP (RFC 3560, RFC 4055
+    parameters: SHA-1/224/256/384/512, MGF1, optional label). Content: AES-128/192/256-CBC (IV as
+    parameters, PKCS#7 padding) in EnvelopedData; AES-128/192/256-GCM (RFC 5084 GCMParameters, the tag
+    in ``mac``, DER of authAttrs as additional data) in AuthEnvelopedData. DES-EDE3-CBC and other
+    algorithms are refused by name. Every failure is ``ESTError('bad_response')`` naming what was wrong;
+    no key material goes into messages.
+    """
+    certificate, private_key = _decrypt_key_pair(decrypt_key)
+    info = _decode(der, rfc5652.ContentInfo())
+    content_type = str(info['contentType']) if info is not None else None
+    if content_type == OID_ENVELOPED_DATA:
+        envelope, authenticated = _decode(bytes(info['content']), rfc5652.EnvelopedData()), False
+    elif content_type == OID_AUTH_ENVELOPED_DATA:
+        envelope, authenticated = _decode(bytes(info['content']), rfc5083.AuthEnvelopedData()), True
+    else:
+        raise ESTError('bad_response', 'the encrypted server-generated key is %s, expected a CMS EnvelopedData or AuthEnvelopedData'
+                       % ('no CMS ContentInfo' if info is None else 'a CMS %s' % content_type))
+    what = 'AuthEnvelopedData' if authenticated else 'EnvelopedData'
+    if envelope is None:
+        raise ESTError('bad_response', 'the encrypted server-generated key is a malformed %s' % what)
+    content_info = envelope['authEncryptedContentInfo' if authenticated else 'encryptedContentInfo']
+    name, mode, size, parameters = _content_cipher(content_info['contentEncryptionAlgorithm'], authenticated)
+    if not content_info['encryptedContent'].isValue:
+        raise ESTError('bad_response', 'the %s carries no encryptedContent (detached content is not supported)' % what)
+    ciphertext = content_info['encryptedContent'].asOctets()
+    key = _unwrap_content_key(envelope['recipientInfos'], certificate, private_key, name, size)
+    if not authenticated:
+        return _decrypt_content(name, mode, key, parameters, ciphertext)
+    aad = b''
+    if envelope['authAttrs'].isValue:  # RFC 5083 §2.2: their DER with the [1] tag replaced by SET OF
+        aad = b'\x31' + _der_encoder.encode(envelope['authAttrs'])[1:]
+    return _decrypt_content(name, mode, key, parameters, ciphertext, envelope['mac'].asOctets(), aad)
 
 
 # ---- public ---------------------------------------------------------------------------------
@@ -373,10 +642,6 @@ def load_decrypt_key(cert_path, key_path=None):
 def ask_for_encrypted_key(csr_der, signer, decrypt_cert):
     """``csr_der`` with AsymmetricDecryptKeyIdentifier (the recipient's subject key identifier) and
     SMIMECapabilities added (RFC 7030 §4.4.1.2), re-signed by ``signer``."""
-    from cryptography import x509
     from .csr_asn1 import rebuild_csr
-    try:
-        key_id = decrypt_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-    except x509.ExtensionNotFound:
-        key_id = x509.SubjectKeyIdentifier.from_public_key(decrypt_cert.public_key()).digest
+    key_id = _decrypt_key_id(decrypt_cert)
     return rebuild_csr(csr_der, signer, [asymmetric_decrypt_key_id_attribute(key_id), smime_capabilities_attribute()])

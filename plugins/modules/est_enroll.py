@@ -93,12 +93,25 @@ options:
     description:
       - V(apply) asks the server's C(/csrattrs) (RFC 7030 section 4.5, RFC 9908 templates) before making a
         new request and adds what it asks for - subject attributes, subjectAltNames, key usages,
-        the key type of a new key, the signature hash. Values given in the task win over the server's.
-        A server without C(/csrattrs) (404, 204) leaves the request as it is.
+        the key type of a new key (RSA of any size from 2048 to 8192 bits, any EC curve cryptography supports,
+        Ed25519, Ed448; an existing key of another type is replaced by a new one), the signature hash, and
+        extensions whose value it gives (passed through as they are). Values given in the task win over the
+        server's. A server without C(/csrattrs) (404, 204) leaves the request as it is.
       - V(ignore) makes the request from the task's options alone.
     type: str
     default: ignore
     choices: [apply, ignore]
+  csr_attributes_unmet:
+    description:
+      - With O(csr_attributes=apply), what to do when the server asks for something this request cannot meet - a key
+        algorithm or curve this host cannot make, a key type other than O(key_type), an extension or attribute
+        named without a value the client could fill in (such as macAddress).
+      - V(fail) stops before any key is generated or anything is sent, naming the demand (RFC 7030 section 4.5.2
+        says a CA that needs a key type must say so, so a request without it would be refused). V(warn) sends the
+        request anyway, with a warning.
+    type: str
+    default: fail
+    choices: [fail, warn]
   challenge_password:
     description:
       - A challengePassword attribute to put in the CSR, for servers that want one.
@@ -259,6 +272,7 @@ def main():
             invalid_certificate=dict(type='str', default='fail', choices=['fail', 'replace']),
             challenge_password=dict(type='str', no_log=True),
             csr_attributes=dict(type='str', default='ignore', choices=['apply', 'ignore']),
+            csr_attributes_unmet=dict(type='str', default='fail', choices=['fail', 'warn']),
             csr_path=dict(type='path'),
             csr_content=dict(type='str'),
         ),
@@ -275,7 +289,8 @@ def main():
     except ESTError as exc:
         fail(module, exc)
     run_module(module, ('csr_path',), reenroll=params['reenroll'], invalid_certificate=params['invalid_certificate'],
-               challenge_password=params['challenge_password'], external_csr=external, csr_attributes=params['csr_attributes'])
+               challenge_password=params['challenge_password'], external_csr=external, csr_attributes=params['csr_attributes'],
+               csr_attributes_unmet=params['csr_attributes_unmet'])
 
 
 def _external_csr(params):

@@ -19,10 +19,13 @@ description:
     identification controls, signed as CMS SignedData - by the request key itself (signer
     identified by subjectKeyIdentifier, proof of possession) or, with O(ra_cert_path) and
     O(ra_key_path), by an RA - and is posted as C(application/pkcs7-mime; smime-type=CMC-request).
-  - The PKIResponse is checked - its signature against the CA certificates of the server when it
-    is signed, the transactionId and the nonce - and read - success (the certificates), failed
-    (with failInfo, reported as RV(cmc_fail_info)), pending (kept like M(pki.est.est_enroll) keeps a 202), partial.
-    A certs-only answer (a Simple PKI Response, RFC 7030 section 4.3.2) is accepted too.
+  - The PKIResponse is checked - its signer (the CA, or a CMC CA or RA, see O(cmc_response_check)), found in the
+    response or among the CA certificates the client already has, its signature, the transactionId and the
+    nonce - and read - success (the certificates), failed (with failInfo, reported as RV(cmc_fail_info)),
+    pending, partial. A certs-only answer (a Simple PKI Response, RFC 7030 section 4.3.2) is accepted too.
+  - A pending request is kept like M(pki.est.est_enroll) keeps a 202, with the server's pendToken; later
+    polls (within O(wait_timeout), and on the next run) ask about it with a Query Pending control
+    (RFC 5272 section 6.13) in the same transaction, waiting until the server's pendTime.
   - The issued certificate is found by its public key and installed like M(pki.est.est_enroll) does - atomically,
     only after it is verified, idempotent by the renewal window.
 author:
@@ -73,6 +76,16 @@ options:
     description:
       - Text for the id-cmc-identification control.
     type: str
+  cmc_response_check:
+    description:
+      - V(strict) accepts a PKIResponse only when it is signed by a CA certificate of the server or by a
+        certificate marked id-kp-cmcCA or id-kp-cmcRA (RFC 6402 section 2.10) that validates to them.
+      - V(lenient) also accepts an unsigned PKIResponse and any signer that validates to the CA
+        certificates, for servers that answer that way. A signature that does not verify is always refused,
+        and a certs-only Simple PKI Response never needs a signature.
+    type: str
+    default: strict
+    choices: [strict, lenient]
   extra_csrs:
     description:
       - Further PKCS#10 requests (PEM text, made elsewhere) to send in the same PKIData, after the host's own.
@@ -222,6 +235,7 @@ def main():
             ra_key_path=dict(type='path', no_log=False),
             identification=dict(type='str'),
             extra_csrs=dict(type='list', elements='str'),
+            cmc_response_check=dict(type='str', default='strict', choices=['strict', 'lenient']),
         ),
         required_together=[('ra_cert_path', 'ra_key_path')],
     )
@@ -231,7 +245,8 @@ def main():
     except ESTError as exc:
         fail(module, exc)
     run_module(module, ('ra_cert_path', 'ra_key_path'), reenroll='never', fullcmc=True, ra_cert_path=params['ra_cert_path'],
-               ra_key_path=params['ra_key_path'], identification=params['identification'], extra_csrs=extra)
+               ra_key_path=params['ra_key_path'], identification=params['identification'], extra_csrs=extra,
+               cmc_response_check=params['cmc_response_check'])
 
 
 if __name__ == '__main__':

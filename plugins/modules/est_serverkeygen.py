@@ -77,6 +77,17 @@ options:
     type: str
     default: ignore
     choices: [apply, ignore]
+  csr_attributes_unmet:
+    description:
+      - With O(csr_attributes=apply), what to do when the server asks for something this request cannot meet - a key
+        algorithm or curve this host cannot make, a key type other than O(key_type), an extension or attribute
+        named without a value the client could fill in (such as macAddress).
+      - V(fail) stops before any key is generated or anything is sent, naming the demand (RFC 7030 section 4.5.2
+        says a CA that needs a key type must say so, so a request without it would be refused). V(warn) sends the
+        request anyway, with a warning.
+    type: str
+    default: fail
+    choices: [fail, warn]
 notes:
   - The key travels over the network; protect it with O(decrypt_cert_path) where the server supports it.
   - A pending answer (202) is returned as RV(pending=true); the next run sends a new request.
@@ -207,12 +218,14 @@ def main():
             decrypt_cert_path=dict(type='path'),
             decrypt_key_path=dict(type='path', no_log=False),
             csr_attributes=dict(type='str', default='ignore', choices=['apply', 'ignore']),
+            csr_attributes_unmet=dict(type='str', default='fail', choices=['fail', 'warn']),
         ),
         required_together=[('decrypt_cert_path', 'decrypt_key_path')],
     )
     params = module.params
     run_module(module, ('decrypt_cert_path', 'decrypt_key_path'), reenroll='never', invalid_certificate='replace', server_keygen=True,
-               csr_attributes=params['csr_attributes'], decrypt_cert_path=params['decrypt_cert_path'],
+               csr_attributes=params['csr_attributes'], csr_attributes_unmet=params['csr_attributes_unmet'],
+               decrypt_cert_path=params['decrypt_cert_path'],
                decrypt_key_path=params['decrypt_key_path'])
 
 

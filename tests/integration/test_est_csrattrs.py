@@ -95,3 +95,39 @@ def test_enroll_applies_the_template(runner, lab, tmp_path):
     out = runner.call('pki.est.est_enroll', args)[0]
     assert out['action'] == 'enrolled', out
     assert 'O=Example Org' in out['subject'] and 'DNS:tmpl.example.test' in out['subject_alt_name'], out
+
+
+RSA_KEY = '1.2.840.113549.1.1.1'
+
+
+def test_enroll_meets_a_bare_rsa_demand(runner, lab, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    lab.set_config(csrattrs=[{'oid': RSA_KEY}])
+    work = tmp_path / 'work'
+    work.mkdir()
+    args = dict(_conn(lab), path=str(work / 'c.pem'), private_key_path=str(work / 'k.pem'), common_name='rsa.example.test',
+                csr_attributes='apply')
+    out = runner.call('pki.est.est_enroll', args)[0]
+    assert out['action'] == 'enrolled', out
+    key = serialization.load_pem_private_key((work / 'k.pem').read_bytes(), None)
+    assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
+
+
+def test_enroll_refuses_a_demand_it_cannot_meet_before_anything_happens(runner, lab, tmp_path):
+    # An EC key on a curve nobody implements, and an extension named without a value.
+    lab.set_config(csrattrs=[{'oid': EC_KEY, 'values': [{'oid': '1.3.6.1.4.1.55555.99'}]},
+                             {'oid': EXT_REQ, 'extensions': ['2.5.29.32']}])
+    work = tmp_path / 'work'
+    work.mkdir()
+    args = dict(_conn(lab), path=str(work / 'c.pem'), private_key_path=str(work / 'k.pem'), common_name='odd.example.test',
+                csr_attributes='apply')
+    out = runner.call('pki.est.est_enroll', args)[0]
+    assert out['failed'] and out['error_kind'] == 'invalid_input' and not out['changed'], out
+    assert '1.3.6.1.4.1.55555.99' in out['msg'] and 'csr_attributes_unmet=warn' in out['msg'], out
+    assert [r['op'] for r in lab.requests()] == ['csrattrs']
+    assert list(work.iterdir()) == []
+    # The operator chooses to proceed: a default key, the request goes out, the demands are warnings.
+    out, run = runner.call('pki.est.est_enroll', dict(args, csr_attributes_unmet='warn'))
+    assert out['action'] == 'enrolled', out
+    assert 'certificatePolicies' in run.output and '1.3.6.1.4.1.55555.99' in run.output

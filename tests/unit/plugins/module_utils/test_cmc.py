@@ -501,3 +501,86 @@ def test_response_time_is_iso():
     when = datetime.datetime(2031, 5, 6, 7, 8, 9)
     content = pki_response(status_v2(3, pend=(b'x', when.strftime('%Y%m%d%H%M%SZ'))))
     assert cmc.parse_pki_response(signed_response(content))['pending_time'].startswith('2031-05-06T07:08:09')
+
+
+# ---- who may sign a response, and Query Pending (RFC 6402 2.10, RFC 5272 6.13) ------------------------------
+
+CMC_RA_EKU = x509.ObjectIdentifier('1.3.6.1.5.5.7.3.28')
+
+
+class _Answer:
+    def __init__(self, body):
+        import base64
+        self.status = 200
+        self.body = base64.b64encode(body)
+        self.content_type = 'application/pkcs7-mime; smime-type=CMC-response'
+
+
+def _responder(signer=None, certs=(), status=None, pend=None, record=None):
+    """A ``post`` that answers each request with a PKIResponse echoing its transactionId and nonce."""
+    def post(der):
+        _signed, _content, pki_data = open_request(der)
+        found = controls(pki_data)
+        if record is not None:
+            record.append((pki_data, found))
+        txid = int(der_decoder.decode(found['1.3.6.1.5.5.7.7.5'][1], asn1Spec=univ.Integer())[0])
+        nonce = der_decoder.decode(found['1.3.6.1.5.5.7.7.6'][1], asn1Spec=univ.OctetString())[0].asOctets()
+        content = pki_response(status or status_v2(0), recipient_nonce=nonce, transaction_id=txid)
+        if pend is not None:
+            content = pki_response(status_v2(3, pend=pend), recipient_nonce=nonce, transaction_id=txid)
+        return _Answer(signed_response(content, certs, signer))
+    return post
+
+
+def _exchange(pki, post, trusted, **kw):
+    return cmc.exchange_full_pki_request([_pki.der(pki.ec_csr)], pki.ec_key, None, trusted, post, **kw)
+
+
+def test_signer_found_among_the_ca_certificates_the_client_has(pki):
+    post = _responder(signer=(pki.ca_key, pki.ca), certs=[pki.issued])   # the CA certificate is not in the message
+    assert _exchange(pki, post, [pki.ca]) == [pki.issued]
+
+
+def test_signer_must_be_the_ca_or_a_cmc_ra(pki):
+    # pki.ra is an ordinary certificate the CA issued: no id-kp-cmcRA.
+    post = _responder(signer=(pki.ra_key, pki.ra), certs=[pki.issued, pki.ra])
+    with pytest.raises(ESTError) as info:
+        _exchange(pki, post, [pki.ca])
+    assert info.value.kind == 'verification' and 'id-kp-cmcRA' in info.value.message
+    assert _exchange(pki, post, [pki.ca], strict=False) == [pki.issued, pki.ra]
+    ra_key = _pki.new_key()
+    cmc_ra = _pki.leaf_for(_pki.name('CMC RA'), ra_key.public_key(), pki.ca, pki.ca_key,
+                           extensions=[(x509.ExtendedKeyUsage([CMC_RA_EKU]), False),
+                                       (x509.BasicConstraints(ca=False, path_length=None), True)],
+                           not_before=datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1))
+    post = _responder(signer=(ra_key, cmc_ra), certs=[pki.issued, cmc_ra])
+    assert pki.issued in _exchange(pki, post, [pki.ca])
+
+
+def test_unsigned_pki_response_is_refused_unless_lenient(pki):
+    post = _responder(signer=None, certs=[pki.issued])
+    with pytest.raises(ESTError) as info:
+        _exchange(pki, post, [pki.ca])
+    assert 'not signed' in info.value.message and 'cmc_response_check=lenient' in info.value.message
+    assert _exchange(pki, post, [pki.ca], strict=False) == [pki.issued]
+    # A certs-only Simple PKI Response needs no signature (RFC 7030 4.3.2).
+    assert _exchange(pki, lambda der: _Answer(_pki.pkcs7_der([pki.issued])), [pki.ca]) == [pki.issued]
+
+
+def test_pending_keeps_the_token_and_queries_with_it(pki):
+    from ansible_collections.pki.est.plugins.module_utils.errors import ESTPending
+    later = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=90)).strftime('%Y%m%d%H%M%SZ')
+    sent = []
+    post = _responder(signer=(pki.ca_key, pki.ca), pend=(b'token-42', later), record=sent)
+    with pytest.raises(ESTPending) as info:
+        _exchange(pki, post, [pki.ca])
+    assert info.value.cmc['token'] == b'token-42'
+    assert 80 <= info.value.retry_after <= 90
+    first_txid = info.value.cmc['transaction_id']
+    # The next poll asks about the request (no reqSequence, a queryPending control) in the same transaction.
+    post = _responder(signer=(pki.ca_key, pki.ca), certs=[pki.issued], record=sent)
+    assert _exchange(pki, post, [pki.ca], query_pending=b'token-42', transaction_id=first_txid) == [pki.issued]
+    pki_data, found = sent[-1]
+    assert len(pki_data['reqSequence']) == 0
+    assert der_decoder.decode(found['1.3.6.1.5.5.7.7.21'][1], asn1Spec=univ.OctetString())[0].asOctets() == b'token-42'
+    assert int(der_decoder.decode(found['1.3.6.1.5.5.7.7.5'][1], asn1Spec=univ.Integer())[0]) == first_txid

@@ -827,3 +827,76 @@ def test_a_ca_that_drops_sans_is_asked_once(paths, ca):
     assert job.run()['action'] == 'enrolled'
     assert any('lacks the requested subjectAltName' in w for w in job.warnings)
     assert 'dev.crt.refused.json' not in paths.listing()
+
+
+# -- what /csrattrs demands (RFC 7030 4.5.2): met where it can be, refused by name where not -------------------
+
+POLICIES = '2.5.29.32'
+
+
+def _policies_hex():
+    from cryptography.hazmat.primitives.serialization import Encoding  # noqa: F401
+    ext = x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier('1.3.6.1.4.1.55555.1.2'), None)])
+    return ext.public_bytes().hex()
+
+
+def _demand(**kwargs):
+    from ansible_collections.pki.est.plugins.module_utils.csrattrs import to_csr_requirements
+    req = to_csr_requirements([])
+    req.update(kwargs)
+    return req
+
+
+def test_demanded_key_type_is_made(paths):
+    job = _job(paths, _offline, csr_attributes='apply')
+    job.plan()
+    assert job._new_key_type(_demand(key_type='ec', curve='secp384r1')) == 'ec-p384'  # pylint: disable=protected-access
+    assert job._new_key_type(_demand(key_type='rsa')) == 'rsa-2048'  # pylint: disable=protected-access
+
+
+def test_existing_key_of_another_type_is_replaced_for_a_demand(paths, ca):
+    _first_run(paths, ca)
+    job = _job(paths, _offline, csr_attributes='apply', force=True)
+    job.plan()
+    assert job.new_key_needed(_demand(key_type='ec', curve='secp384r1')) is True
+    assert job.new_key_needed(_demand(key_type='ec', curve='secp256r1')) is False
+
+
+@pytest.mark.parametrize('demand, words', [
+    (dict(key_type='ec', curve='1.2.3.4'), 'curve 1.2.3.4'),
+    (dict(attributes=['1.3.6.1.1.1.1.22']), 'macAddress'),
+    (dict(extensions=[POLICIES]), 'certificatePolicies'),
+])
+def test_unmet_demands_fail_by_name_or_warn(paths, demand, words):
+    key = generate_private_key('ec-p256')
+    job = _job(paths, _offline, csr_attributes='apply')
+    job.plan()
+    with pytest.raises(ESTError) as info:
+        job._build_csr(key, 'simpleenroll', None, _demand(**demand))  # pylint: disable=protected-access
+    assert info.value.kind == 'invalid_input' and words in info.value.message and 'csr_attributes_unmet=warn' in info.value.message
+    job = _job(paths, _offline, csr_attributes='apply', csr_attributes_unmet='warn')
+    job.plan()
+    job._build_csr(key, 'simpleenroll', None, _demand(**demand))  # pylint: disable=protected-access
+    assert any(words in w for w in job.warnings), job.warnings
+
+
+def test_key_type_option_against_a_different_demand(paths):
+    job = _job(paths, _offline, csr_attributes='apply', key_type='ec-p256')
+    job.plan()
+    with pytest.raises(ESTError) as info:
+        job._new_key_type(_demand(key_type='rsa', key_size=3072))  # pylint: disable=protected-access
+    assert 'rsa-3072 key, but key_type is ec-p256' in info.value.message
+
+
+def test_requested_extension_values_are_passed_through(paths):
+    key = generate_private_key('ec-p256')
+    job = _job(paths, _offline, csr_attributes='apply')
+    job.plan()
+    private = {'oid': '1.3.6.1.4.1.55555.7', 'critical': False, 'value_hex': '0c03616263', 'value': None}
+    policies = {'oid': POLICIES, 'critical': False, 'value_hex': _policies_hex(), 'value': None}
+    csr = job._build_csr(key, 'simpleenroll', None, _demand(extensions=[POLICIES, private['oid']],  # pylint: disable=protected-access
+                                                            extension_values=[policies, private]))
+    by_oid = dict((e.oid.dotted_string, e) for e in csr.extensions)
+    assert by_oid['1.3.6.1.4.1.55555.7'].value.value == b'\x0c\x03abc'
+    assert [p.policy_identifier.dotted_string for p in by_oid[POLICIES].value] == ['1.3.6.1.4.1.55555.1.2']
+    assert job.warnings == []

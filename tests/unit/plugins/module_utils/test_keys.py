@@ -64,7 +64,7 @@ def test_key_types_table_is_covered():
     assert keys.key_type_of(keys.generate_private_key()) == 'ec-p256'
 
 
-@pytest.mark.parametrize('key_type', ['rsa-1024', 'ec-p192', 'ed448', '', 'EC-P256'])
+@pytest.mark.parametrize('key_type', ['rsa-1024', 'rsa-9000', 'ec-p192', 'ec-nocurve', 'ed447', '', 'EC-P256'])
 def test_generate_unknown_key_type(key_type):
     with pytest.raises(ESTError) as info:
         keys.generate_private_key(key_type)
@@ -185,3 +185,33 @@ def test_signature_hash(sample_keys, kind, preferred, expected):
 def test_signature_hash_ed25519_is_none(sample_keys):
     assert keys.signature_hash(sample_keys['ed25519']) is None
     assert keys.signature_hash(sample_keys['ed25519'], 'sha256') is None
+
+
+# -- what a CA may demand in /csrattrs (RFC 7030 4.5.2) -------------------------------------------------------
+
+@pytest.mark.parametrize('demand, expected', [
+    ({'key_type': 'rsa'}, 'rsa-2048'),                          # a bare rsaEncryption
+    ({'key_type': 'rsa', 'key_size': 4096}, 'rsa-4096'),
+    ({'key_type': 'ec'}, 'ec-p256'),                            # a bare id-ecPublicKey
+    ({'key_type': 'ec', 'curve': 'secp384r1'}, 'ec-p384'),
+    ({'key_type': 'ec', 'curve': '1.3.132.0.35'}, 'ec-p521'),
+    ({'key_type': 'ec', 'curve': '1.3.36.3.3.2.8.1.1.7'}, 'ec-brainpoolP256r1'),
+    ({'key_type': 'ed25519'}, 'ed25519'),
+    ({'key_type': 'ed448'}, 'ed448'),
+    ({}, None),
+])
+def test_demands_that_can_be_met(demand, expected):
+    key_type, problem = keys.key_type_for_demand(demand)
+    assert (key_type, problem) == (expected, None)
+    if expected:
+        assert keys.key_type_of(keys.generate_private_key(expected)) == expected
+
+
+@pytest.mark.parametrize('demand, words', [
+    ({'key_type': 'ec', 'curve': '1.2.3.4'}, 'curve 1.2.3.4'),
+    ({'key_type': 'rsa', 'key_size': 1024}, '1024 bits'),
+    ({'key_type': 'dsa'}, 'dsa key'),
+])
+def test_demands_that_cannot(demand, words):
+    key_type, problem = keys.key_type_for_demand(demand)
+    assert key_type is None and words in problem
