@@ -57,7 +57,8 @@ def common_options(module, wanted=None, **extra):
     params = module.params
     options = dict(
         cert_path=params['path'], key_path=params['private_key_path'], chain_path=params['chain_path'],
-        fullchain_path=params['fullchain_path'], intermediates_path=params['intermediates_path'], wanted=wanted or wanted_from_params(params), key_type=params['key_type'],
+        fullchain_path=params['fullchain_path'], intermediates_path=params['intermediates_path'],
+        wanted=wanted or wanted_from_params(params), key_type=params['key_type'],
         force=params['force'], san_policy=params['san_policy'], wait_timeout=params['wait_timeout'],
         key_mode=octal_mode(module, params['private_key_mode'], 'private_key_mode'),
         pkcs12_path=params['pkcs12_path'], pkcs12_passphrase=params['pkcs12_passphrase'],

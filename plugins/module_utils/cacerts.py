@@ -53,9 +53,9 @@ def answer_anchors(certs, now=None):
     """The trust anchors of a /cacerts answer that came over a verified connection.
 
     RFC 7030 4.1.3 validates the other certificates with the CA's most recent self-signed
-    certificate as the trust anchor; during a rollover both the current root and NewWithNew
-    are self-signed, and either is a fine anchor (each validates the other's rollover
-    certificates). Only self-signed CA certificates valid now qualify. An answer without any
+    certificate as the trust anchor; during a rollover both OldWithOld and NewWithNew are
+    self-signed, and either is a fine anchor (each validates the other's rollover
+    certificates through the cross certificates). Only self-signed CA certificates valid now qualify. An answer without any
     (a server that sends just its issuing CA) anchors on the certificates no other
     certificate of the answer issued.
     """

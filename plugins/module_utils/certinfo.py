@@ -72,14 +72,45 @@ def is_self_signed(cert):
 
 
 def classify_ca_certs(certs):
-    """Give each certificate of a /cacerts answer its role (RFC 7030 §4.1.3).
+    """Give each certificate of a /cacerts answer its role (RFC 7030 §4.1.3, RFC 4210 §4.4).
 
-    Returns a list of role names in the order of ``certs``: ``root`` for the current root
-    (OldWithOld, the oldest self-signed certificate), ``rollover_new_with_new`` for a younger
-    self-signed root, ``rollover_old_with_new`` for a certificate of the current root's key
-    signed by another key, ``rollover_new_with_old`` for a certificate the current root signed
-    for a new key of the same CA name (or for the key of a NewWithNew), and ``intermediate``
-    for anything else. The server need not send NewWithNew (§4.1.3 makes it optional).
+    Returns a list of role names in the order of ``certs``; the result does not depend on that
+    order. The roles:
+
+    ``root``
+        The current root, the trust anchor the other certificates are validated with: of the
+        self-signed certificates, the one with the latest notAfter (RFC 7030 §4.1.3, "the EST
+        CA's most recent self-signed certificate ... has the latest NotAfter date", and "the
+        most recent CA certificate as the TA"); ties go to the latest notBefore, then to the
+        larger SHA-256 fingerprint (as hex text). During a root key update that is
+        NewWithNew when the server sends it (RFC 4210 §4.4.1: once the CA has made the four
+        certificates, its old private key "is no longer required"; the new key is the one in
+        use, the old public key lives on in OldWithOld for those who still hold it). Only
+        this certificate (and copies of it) is ``root``, so ``root_fingerprint`` names exactly
+        one certificate, whatever the order of the answer.
+    ``rollover_old_with_old``
+        Another self-signed certificate of the same CA: the previous root (OldWithOld), which
+        hosts that have not yet moved still hold. "Same CA" means the same subject name or
+        key as the root, or linked to it (directly or through other such certificates) by a
+        cross certificate in the answer: one key certified by the other, either way.
+    ``other_root``
+        A self-signed certificate of an unrelated CA.
+    ``rollover_new_with_old``
+        NewWithOld, the new key certified by the old one. With an old root in the answer:
+        the root's key, signed by an old root. Without one (the RFC 7030 §4.1.3 set of
+        OldWithOld, OldWithNew and NewWithOld, NewWithNew being optional, where the root is
+        OldWithOld): another key, signed by the root, whose subject is the root's or whose key
+        certified the root's key.
+    ``rollover_old_with_new``
+        OldWithNew, the old key certified by the new one. With an old root in the answer: an
+        old root's key, signed by the root. Without one: the root's key, signed by another key.
+    ``intermediate``
+        Anything else (subordinate CA certificates, cross certificates of other CAs).
+
+    When the answer holds neither an old root nor NewWithNew, the root is taken to be the old
+    root, as in the RFC 7030 set above: an answer of NewWithNew, OldWithNew and NewWithOld
+    (without OldWithOld) is read as if NewWithNew were OldWithOld, because nothing in it tells
+    the two keys apart.
     """
     from .codecs import public_key_der
     keys = [public_key_der(c.public_key()) for c in certs]
@@ -88,23 +119,69 @@ def classify_ca_certs(certs):
     roles = ['intermediate'] * len(certs)
     if not self_signed:
         return roles
-    current = min(self_signed, key=lambda i: not_before(certs[i]))
-    root = certs[current]
-    new_keys = set()
+    # The latest notAfter; equal dates must not leave the choice to the order of the answer.
+    current = max(self_signed, key=lambda i: (not_after(certs[i]), not_before(certs[i]), prints[i]))
+    root, root_key = certs[current], keys[current]
+    signed = _Signatures(certs)
+    # The CA's other self-signed certificates: same name or key as the root, or linked by cross certificates.
+    family = {current}
+    grew = True
+    while grew:
+        grew = False
+        for i in self_signed:
+            if i in family:
+                continue
+            if any(_same_ca(certs, keys, signed, i, j) for j in family):
+                family.add(i)
+                grew = True
+    old_roots = [i for i in self_signed if i in family and keys[i] != root_key]
+    old_keys = set(keys[i] for i in old_roots)
     for i in self_signed:
         if prints[i] == prints[current]:
             roles[i] = 'root'  # the same root sent twice is still the root
         else:
-            roles[i] = 'rollover_new_with_new'
-            new_keys.add(keys[i])
+            roles[i] = 'rollover_old_with_old' if i in family else 'other_root'
     for i, cert in enumerate(certs):
         if i in self_signed:
             continue
-        if keys[i] == keys[current]:
-            roles[i] = 'rollover_old_with_new'
-        elif keys[i] in new_keys or (cert.subject == root.subject and _signed_by(cert, root)):
-            roles[i] = 'rollover_new_with_old'
+        if keys[i] == root_key:
+            if any(signed(i, j) for j in old_roots):
+                roles[i] = 'rollover_new_with_old'
+            elif not old_roots:
+                roles[i] = 'rollover_old_with_new'
+        elif keys[i] in old_keys:
+            if signed(i, current):
+                roles[i] = 'rollover_old_with_new'
+        elif not old_roots and signed(i, current):
+            certified_root = any(keys[k] == root_key and signed(k, i) for k in range(len(certs)) if k != i)
+            if cert.subject == root.subject or certified_root:
+                roles[i] = 'rollover_new_with_old'
     return roles
+
+
+class _Signatures:
+    """``signed(i, j)``: certificate ``i`` was signed with the key of certificate ``j`` (cached)."""
+
+    def __init__(self, certs):
+        self.certs = certs
+        self.known = {}
+
+    def __call__(self, i, j):
+        if (i, j) not in self.known:
+            self.known[(i, j)] = i != j and _signed_by(self.certs[i], self.certs[j])
+        return self.known[(i, j)]
+
+
+def _same_ca(certs, keys, signed, i, j):
+    """Self-signed certificates ``i`` and ``j`` belong to one CA (see :func:`classify_ca_certs`)."""
+    if certs[i].subject == certs[j].subject or keys[i] == keys[j]:
+        return True
+    for k in range(len(certs)):
+        if keys[k] == keys[i] and signed(k, j):
+            return True   # i's key certified by j
+        if keys[k] == keys[j] and signed(k, i):
+            return True   # j's key certified by i
+    return False
 
 
 def _signed_by(cert, issuer):

@@ -23,16 +23,19 @@ from .errors import ESTError, ESTPending
 DEFAULT_POLL_SECONDS = 5
 
 
-def post_with_polling(transport, operation, csr_der, wait_timeout=0, sleep=time.sleep, clock=time.monotonic):
+def post_with_polling(transport, operation, csr_der, wait_timeout=0, sleep=time.sleep, clock=time.monotonic, send=None):
     """POST the CSR to ``operation`` and return the first non-202 answer.
 
     While the server answers 202 and ``wait_timeout`` seconds are not used up, wait for its
     ``Retry-After`` (or 5 s) and send the same request again; then raise the last
-    :class:`ESTPending`.
+    :class:`ESTPending`. ``send()``, when given, sends the request instead (a linked request
+    builds its CSR anew for each connection, see :mod:`.linking`).
     """
     deadline = clock() + max(0, wait_timeout or 0)
     while True:
         try:
+            if send is not None:
+                return send()
             return transport.post(operation, csr_der, codecs.PKCS10_MEDIA_TYPE)
         except ESTPending as pending:
             remaining = deadline - clock()
@@ -42,9 +45,9 @@ def post_with_polling(transport, operation, csr_der, wait_timeout=0, sleep=time.
             sleep(max(0.2, min(delay, remaining)))
 
 
-def request_certificate(transport, operation, csr_der, wait_timeout=0, sleep=time.sleep, clock=time.monotonic):
+def request_certificate(transport, operation, csr_der, wait_timeout=0, sleep=time.sleep, clock=time.monotonic, send=None):
     """POST the CSR (polling while pending, see :func:`post_with_polling`); the answer's certificates."""
-    response = post_with_polling(transport, operation, csr_der, wait_timeout, sleep, clock)
+    response = post_with_polling(transport, operation, csr_der, wait_timeout, sleep, clock, send)
     if response.status == 204 or not response.body:
         raise ESTError('bad_response', 'the server answered %s with HTTP %d and no certificate' % (operation, response.status))
     if not codecs.media_type_is(response.content_type, codecs.PKCS7_MEDIA_TYPES):
@@ -140,7 +143,7 @@ class Options:
                  external_csr=None, renew_only=False, csr_attributes='ignore', server_keygen=False,
                  decrypt_cert_path=None, decrypt_key_path=None, pkcs12_path=None, pkcs12_passphrase=None,
                  fullcmc=False, ra_cert_path=None, ra_key_path=None, identification=None, extra_csrs=(),
-                 cmc_response_check='strict', csr_attributes_unmet='fail'):
+                 cmc_response_check='strict', csr_attributes_unmet='fail', pop_linking='auto'):
         from .hoststate import Wanted
         self.cert_path = cert_path
         self.key_path = key_path
@@ -173,6 +176,7 @@ class Options:
         self.extra_csrs = list(extra_csrs)
         self.cmc_response_check = cmc_response_check
         self.csr_attributes_unmet = csr_attributes_unmet
+        self.pop_linking = pop_linking
 
 
 class Enrollment:
@@ -229,13 +233,48 @@ class Enrollment:
             self.reasons = ['an interrupted run left %s' % ', '.join(self.state.debris)]
         if self.action == 'none' and self._missing_outputs():
             self.action = 'complete'
-            self.reasons = ['%s is missing' % path for path in self._missing_outputs()]
+            self.reasons = self._output_reasons
         return self.action, self.reasons
 
     def _missing_outputs(self):
-        """Chain, full chain or PKCS#12 files that are asked for but not on disk."""
+        """Chain, full chain or PKCS#12 files that are asked for but missing, or whose content is not
+        the current certificate (with its key): they are written again (action ``complete``)."""
         opts = self.options
-        return [p for p in (opts.chain_path, opts.fullchain_path, opts.pkcs12_path) if p and not os.path.exists(p)]
+        reasons, paths = [], []
+        for path in (opts.chain_path, opts.fullchain_path, opts.pkcs12_path):
+            if not path:
+                continue
+            problem = '%s is missing' % path if not os.path.exists(path) else self._stale_output(path)
+            if problem:
+                paths.append(path)
+                reasons.append(problem)
+        self._output_reasons = reasons
+        return paths
+
+    def _stale_output(self, path):
+        """Why the full chain or PKCS#12 file at ``path`` does not hold the current pair, or None."""
+        from .fileio import read_bytes
+        opts, state = self.options, self.state
+        if state is None or state.cert is None:
+            return None
+        data = read_bytes(path) or b''
+        if path == opts.fullchain_path:
+            try:
+                certs = codecs.load_pem_certs(data, 'full chain %s' % path)
+            except ESTError:
+                return '%s is not a PEM certificate file' % path
+            if certs[0] != state.cert or (state.chain and certs[1:] != state.chain):
+                return '%s does not hold the current certificate and chain' % path
+        elif path == opts.pkcs12_path:
+            from cryptography.hazmat.primitives.serialization import pkcs12
+            try:
+                bundle = pkcs12.load_pkcs12(data, opts.pkcs12_passphrase.encode('utf-8') if opts.pkcs12_passphrase else None)
+            except (ValueError, TypeError):
+                return '%s cannot be read with the given passphrase' % path
+            if bundle.cert is None or bundle.cert.certificate != state.cert or bundle.key is None or \
+                    state.key is None or codecs.public_key_der(bundle.key.public_key()) != codecs.public_key_der(state.key.public_key()):
+                return '%s does not hold the current key and certificate' % path
+        return None
 
     def _plan_external(self):
         from .hoststate import renewal_time
@@ -367,6 +406,7 @@ class Enrollment:
                                'files to start over' % paths['state'])
             attempts = pending.attempts + 1
             created = pending.created
+            requirements, linked = {}, pending.linked
         else:
             operation = 'simplereenroll' if self.action == 'reenroll' and previous is not None else 'simpleenroll'
             if opts.fullcmc:
@@ -379,12 +419,22 @@ class Enrollment:
             csr = self._build_csr(key, operation, previous, requirements)
             attempts = 1
             created = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+            linked = self._linking(operation, requirements)
+        make_der, built = None, {}
+        if linked:
+            # RFC 7030 3.5: the CSR carries the tls-unique of the connection it is sent over, so it is
+            # signed for each connection anew (a pending request too: its old session is gone).
+            def make_der(challenge):
+                built['csr'] = self._build_csr(key, operation, previous, requirements, challenge=challenge)
+                return csr_der(built['csr'])
         # Nothing is written before the answer: a failed request leaves the host as it was. A new key
         # reaches the disk only with a 202 (to send the same request again) or a verified certificate.
         try:
-            certs, trust = self._exchange(operation, csr_der(csr), key, key.public_key())
+            certs, trust = self._exchange(operation, csr_der(csr), key, key.public_key(), make_der)
         except ESTPending as exc:
+            csr = built.get('csr', csr)
             record = PendingState(operation, csr_pem(csr).decode('ascii'), new_key, created, exc.retry_after, attempts)
+            record.linked = linked
             if self.cmc_query is not None:
                 import base64
                 record.cmc_token = base64.b64encode(self.cmc_query[0]).decode('ascii')
@@ -416,13 +466,32 @@ class Enrollment:
             result['extra_certificates'] = self.extra_certificates
         return result
 
+    def _linking(self, operation, requirements):
+        """Whether this request is linked to its TLS session (RFC 7030 3.5, see :mod:`.linking`).
+
+        ``pop_linking``: ``auto`` links when /csrattrs lists challengePassword and no static
+        ``challenge_password`` is given; ``always`` links every request it can; ``never`` none.
+        """
+        mode = self.options.pop_linking
+        if mode == 'never':
+            return False
+        if operation not in _LINKABLE:
+            if mode == 'always':
+                self.warnings.append('pop_linking=always: a %s request is not linked (only simpleenroll and simplereenroll '
+                                     'are)' % operation)
+            return False
+        if mode == 'always':
+            return True
+        return bool(requirements and requirements.get('challenge_password_required') and not self.options.challenge_password)
+
     def _current_pair_valid(self):
         from .certinfo import not_after
         from .keys import keys_match
         state = self.state
         return keys_match(state.key, state.cert) and not_after(state.cert) > datetime.datetime.now(datetime.timezone.utc)
 
-    def _build_csr(self, key, operation, previous, requirements=None):
+    def _build_csr(self, key, operation, previous, requirements=None, challenge=None):
+        """The CSR for ``key``; ``challenge`` (a linked request's tls-unique) goes into challengePassword."""
         from .csr import build_csr, eku_oids, key_usage_names, name_pairs, normalize_san, subject_pairs
         from .keys import key_type_of
         wanted = self.options.wanted
@@ -464,15 +533,18 @@ class Enrollment:
             demanded = self._demanded_key_type(req)
             if demanded and demanded != key_type_of(key) and operation != 'serverkeygen':
                 self._unmet('a %s key; this request is signed with a %s key' % (demanded, key_type_of(key)))
-            if req.get('challenge_password_required') and not self.options.challenge_password:
-                self.warnings.append('the server lists challengePassword in /csrattrs; set challenge_password if it requires one')
+            if req.get('challenge_password_required') and not self.options.challenge_password and challenge is None:
+                self.warnings.append('the server lists challengePassword in /csrattrs, which asks for the tls-unique value of '
+                                     'the TLS session (RFC 7030 3.5); this request is not linked (pop_linking=%s%s)'
+                                     % (self.options.pop_linking, ', not possible for %s' % operation
+                                        if operation not in _LINKABLE else ''))
             for oid in req.get('attributes') or []:
                 self._unmet('attribute %s, which this client cannot fill in' % _oid_label(oid))
             extra = self._requested_extensions(req, sans, key_usage, eku)
         else:
             extra = []
-        return build_csr(key, pairs, sans, _ku_names(key_usage), eku, self.options.challenge_password, hash_name,
-                         extra_extensions=extra)
+        password = challenge if challenge is not None else self.options.challenge_password
+        return build_csr(key, pairs, sans, _ku_names(key_usage), eku, password, hash_name, extra_extensions=extra)
 
     def _requested_extensions(self, req, sans, key_usage, eku):
         """Extensions /csrattrs asks for beyond SAN, keyUsage and extKeyUsage: passed through when the
@@ -529,14 +601,35 @@ class Enrollment:
         parsed = self._counted(transport, fetch_csrattrs, transport)
         return to_csr_requirements(parsed) if parsed else {}
 
-    def _exchange(self, operation, der, key=None, public_key=None):
-        """Send the request; return its certificates and the :class:`Trust` to validate them with."""
+    def _exchange(self, operation, der, key=None, public_key=None, make_der=None):
+        """Send the request; return its certificates and the :class:`Trust` to validate them with.
+
+        With ``make_der(challenge)`` the request is linked (RFC 7030 3.5): each attempt builds the
+        CSR for the tls-unique of its own connection (:mod:`.linking`).
+        """
         transport = self._transport(operation)
         if operation == 'fullcmc':
             trust = self._server_trust(transport)
             return self._counted(transport, self._full_cmc, transport, der, key, trust.pool), trust
+        send = None
+        if make_der is not None:
+            from .linking import linked_post
+
+            def send():
+                try:
+                    return linked_post(transport, operation, make_der, codecs.PKCS10_MEDIA_TYPE)
+                except ESTError as exc:
+                    if exc.kind != 'tls' or self.options.pop_linking != 'auto':
+                        raise
+                    # No TLS 1.2 here (TLS 1.3 has no tls-unique): say so, and send the request unlinked.
+                    message = ('the server lists challengePassword (RFC 7030 3.5 linking), but %s; the request is sent '
+                               'unlinked over TLS 1.3. Allow TLS 1.2 on the server for linking, or set challenge_password '
+                               'if it wants a static one' % exc.message)
+                    if message not in self.warnings:
+                        self.warnings.append(message)
+                    return transport.post(operation, der, codecs.PKCS10_MEDIA_TYPE)
         certs = self._counted(transport, request_certificate, transport, operation, der, self.options.wait_timeout,
-                              self.sleep, self.clock)
+                              self.sleep, self.clock, send)
         return certs, self._trust_for(transport, certs, public_key)
 
     def _server_trust(self, transport):
@@ -688,7 +781,7 @@ class Enrollment:
         facts = self._result(False, 'none', cert)
         facts = dict((k, v) for k, v in facts.items() if k not in ('changed', 'action', 'reasons', 'pending'))
         text = statecache.record(opts.cert_path, opts.key_path, opts.chain_path, opts.wanted, facts,
-                                 renewal_time(cert, opts.wanted.window))
+                                 renewal_time(cert, opts.wanted.window), outputs=(opts.fullchain_path, opts.pkcs12_path))
         self.files.write(statecache.cache_path(opts.cert_path), text, opts.cert_mode, bookkeeping=True)
 
     def _run_complete(self):
@@ -780,6 +873,9 @@ def _stored_anchors(path):
         return codecs.load_pem_certs(read_bytes(path) or b'', 'trust anchors %s' % path)
     except ESTError:
         return []
+
+
+_LINKABLE = ('simpleenroll', 'simplereenroll')
 
 
 def _oid_label(oid):

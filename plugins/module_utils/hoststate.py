@@ -74,12 +74,15 @@ class PendingState:
         self.attempts = attempts
         self.cmc_token = cmc_token            # base64 pendToken of a full CMC request (RFC 5272 6.13)
         self.transaction_id = transaction_id  # its CMC transactionId
+        self.linked = False                   # linked to its TLS session (RFC 7030 3.5): signed anew when sent again
 
     def to_json(self):
         document = {'operation': self.operation, 'csr': self.csr_pem, 'new_key': self.new_key,
                     'created': self.created, 'retry_after': self.retry_after, 'attempts': self.attempts}
         if self.cmc_token:
             document.update(cmc_token=self.cmc_token, transaction_id=self.transaction_id)
+        if self.linked:
+            document['linked'] = True
         return json.dumps(document, indent=2, sort_keys=True) + '\n'
 
     @classmethod
@@ -87,9 +90,11 @@ class PendingState:
         try:
             raw = json.loads(data.decode('utf-8'))
             transaction_id = raw.get('transaction_id')
-            return cls(raw['operation'], raw['csr'], bool(raw['new_key']), raw['created'], raw.get('retry_after'),
-                       int(raw.get('attempts', 1)), raw.get('cmc_token'),
-                       int(transaction_id) if transaction_id is not None else None)
+            state = cls(raw['operation'], raw['csr'], bool(raw['new_key']), raw['created'], raw.get('retry_after'),
+                        int(raw.get('attempts', 1)), raw.get('cmc_token'),
+                        int(transaction_id) if transaction_id is not None else None)
+            state.linked = bool(raw.get('linked'))
+            return state
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ESTError('host_state', 'the pending request file %s is unreadable (%s); remove it to start over' % (source, exc))
 

@@ -14,6 +14,7 @@ __metaclass__ = type
 
 import datetime
 import email.utils
+import re
 import ssl
 import warnings
 
@@ -43,6 +44,15 @@ USER_AGENT = 'pki.est/0.1 (Ansible collection; RFC 7030)'
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 MAX_REDIRECTS = 3
 DEFAULT_TIMEOUT = 30
+# The longest wait a Retry-After may ask for (one day); a larger value, in seconds or as a date, is capped.
+MAX_RETRY_AFTER = 86400
+# RFC 9110 §10.2.3 delay-seconds = 1*DIGIT, ASCII digits only (str.isdigit() and int() take '\u0663' for 3).
+_DELAY_SECONDS = re.compile(r'\A[0-9]+\Z')
+# An HTTP-date is printable ASCII; email.utils would read other digits too (int() again).
+_PRINTABLE_ASCII = re.compile(r'\A[\x20-\x7e]+\Z')
+# Redirects that keep the method and the body (RFC 9110 §15.4.8, §15.4.9).
+_REDIRECTS_KEEPING_METHOD = (307, 308)
+_REDIRECTS = (301, 302, 303, 307, 308)
 
 
 def build_base_url(url, ca_label=None):
@@ -82,20 +92,28 @@ def build_base_url(url, ca_label=None):
 
 
 def parse_retry_after(value, now=None):
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date.
+    """Seconds to wait from a ``Retry-After`` header (RFC 9110 §10.2.3): delay-seconds or an HTTP-date.
 
-    Returns None for a missing or unreadable header; never a negative number.
+    delay-seconds are ASCII digits only (``[0-9]+``; other Unicode digits, signs, blanks inside,
+    fractions are not a value). An HTTP-date is read with :mod:`email.utils` and must be
+    printable ASCII; a date in the past means no wait (0). The result is capped at
+    :data:`MAX_RETRY_AFTER` seconds: a larger value is not an error, the client just does not
+    wait longer than that before it asks again. Returns None for a missing or unreadable
+    header; never a negative number.
     """
     if value is None:
         return None
-    value = value.strip()
+    value = value.strip(' \t')
     if not value:
         return None
-    if value.isdigit():
-        try:
-            return int(value)
-        except ValueError:  # digits int() refuses ('\u00b2' is one), or more than it converts
-            return None
+    if _DELAY_SECONDS.match(value):
+        # Cap before converting: a huge run of digits is capped, not refused (int() limits its length).
+        digits = value.lstrip('0') or '0'
+        if len(digits) > len(str(MAX_RETRY_AFTER)):
+            return MAX_RETRY_AFTER
+        return min(int(digits), MAX_RETRY_AFTER)
+    if not _PRINTABLE_ASCII.match(value):
+        return None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -105,7 +123,11 @@ def parse_retry_after(value, now=None):
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.timezone.utc)
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    return max(0, int(round((when - now).total_seconds())))
+    try:
+        seconds = (when - now).total_seconds()
+    except OverflowError:  # pragma: no cover - datetime keeps both within years 1..9999
+        return None
+    return int(max(0, min(round(seconds), MAX_RETRY_AFTER)))
 
 
 class ESTResponse:
@@ -231,16 +253,43 @@ class ESTTransport:
         return self._request('POST', operation, headers, body)
 
     def _request(self, method, operation, headers, body):
+        """Send, follow same-origin redirects (at most :data:`MAX_REDIRECTS`), and classify the answer.
+
+        Redirects (RFC 9110 §15.4) are followed only within the origin of ``url`` (RFC 7030
+        §3.2.1), with the same credentials and trust. A GET follows 301, 302, 303, 307 and 308
+        alike. A POST follows only 307 and 308, which keep the method and the body; it is
+        never re-sent as a GET: 303 means "GET this other resource instead" (RFC 9110
+        §15.4.4), and 301 and 302 allow a user agent to do the same (§15.4.2, §15.4.3), but EST
+        gives a GET of an enrollment URL no meaning (RFC 7030 §4.2, §4.3, §4.4: these
+        operations are POSTs), so a POST answered 301, 302 or 303 fails with ``http`` (an HTTP
+        status the protocol gives no meaning to, see :mod:`.errors`) naming the status and the
+        Location, and nothing is sent there. A GET that follows a 303 is still a GET, so
+        ``/cacerts`` and ``/csrattrs`` follow all five.
+        """
         url = self.url_for(operation)
         for _hop in range(MAX_REDIRECTS + 1):
             response = self._send(method, url, headers, body)
             status = response.status_code
             payload = self._read(response)
-            if status in (301, 302, 303, 307, 308):
+            if status in _REDIRECTS:
+                if method != 'GET' and status not in _REDIRECTS_KEEPING_METHOD:
+                    raise self._method_changing_redirect(method, operation, url, response)
                 url = self._redirect_target(url, response)
                 continue
             return self._classify(operation, url, response, payload)
         raise ESTError('http', 'too many redirects for %s %s' % (method, self.url_for(operation)))
+
+    @staticmethod
+    def _method_changing_redirect(method, operation, url, response):
+        """The error for a 301, 302 or 303 answer to a POST (see :meth:`_request`)."""
+        status = response.status_code
+        location = response.headers.get('Location')
+        where = 'Location %s' % _printable(location) if location else 'no Location header'
+        # No error.response: the body of a redirect is not an EST answer (cmc.py reads error bodies as CMC).
+        return ESTError('http', 'HTTP %d from %s in answer to %s %s (%s): that redirect would turn the request into a GET, '
+                                'which EST does not define for %s, so the request was not sent again; set url to the '
+                                'server that answers %s (a server that moved should answer 307 or 308)'
+                        % (status, url, method, operation, where, operation, operation), status=status)
 
     def _send(self, method, url, headers, body):
         self.requests_made += 1
@@ -300,9 +349,11 @@ class ESTTransport:
             return ESTResponse(status, response.headers, payload, url)
         if status == 202:
             retry_after = parse_retry_after(response.headers.get('Retry-After'))
-            raise ESTPending('the server accepted the %s request and will decide later (HTTP 202%s)'
-                             % (operation, ', retry after %ss' % retry_after if retry_after is not None else ''),
-                             retry_after=retry_after)
+            pending = ESTPending('the server accepted the %s request and will decide later (HTTP 202%s)'
+                                 % (operation, ', retry after %ss' % retry_after if retry_after is not None else ''),
+                                 retry_after=retry_after)
+            pending.response = ESTResponse(status, response.headers, payload, url)  # a CMC answer may say more
+            raise pending
         text = _server_text(response, payload)
         suffix = ': %s' % text if text else ''
         if status == 401:
@@ -322,6 +373,12 @@ class ESTTransport:
         # Some answers carry a body the caller can read further (a CMC failure, RFC 7030 §4.3.2).
         error.response = ESTResponse(status, response.headers, payload, url)
         raise error
+
+
+def _printable(text, limit=200):
+    """``text`` quoted, with characters that are not printable escaped, and cut to ``limit`` characters."""
+    shown = repr(text[:limit])
+    return shown + ('...' if len(text) > limit else '')
 
 
 def _no_auth(request):

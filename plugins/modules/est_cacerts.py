@@ -133,13 +133,23 @@ certificates:
       type: bool
     role:
       description:
-        - C(root) for the current root (OldWithOld), C(rollover_new_with_new) for a new root,
-          C(rollover_old_with_new) and C(rollover_new_with_old) for the RFC 7030 section 4.1.3
-          cross certificates, C(intermediate) for anything else.
+        - C(root) for the current root, the trust anchor of RFC 7030 section 4.1.3 - of the self-signed
+          certificates the one with the latest notAfter (ties go to the latest notBefore, then to the larger
+          fingerprint, never to the order of the answer). During a root key update (RFC 4210 section 4.4)
+          that is the new root, NewWithNew, when the server sends it.
+        - C(rollover_old_with_old) for another self-signed certificate of the same CA (same name or key, or
+          linked to the root by a cross certificate), such as the previous root, OldWithOld.
+        - C(rollover_old_with_new) and C(rollover_new_with_old) for the cross certificates OldWithNew (the old
+          key certified by the new one) and NewWithOld (the new key certified by the old one).
+        - C(other_root) for a self-signed certificate of an unrelated CA, C(intermediate) for anything else.
       type: str
+      choices: [root, rollover_old_with_old, rollover_old_with_new, rollover_new_with_old, other_root, intermediate]
       sample: root
 root_fingerprint:
-  description: SHA-256 fingerprint of the current root, if the answer holds one.
+  description:
+    - SHA-256 fingerprint of the current root, the certificate with RV(certificates[].role=root) - the self-signed
+      certificate with the latest notAfter, the new root during a rollover. The same whatever the order of the answer.
+    - V(null) when the answer holds no self-signed certificate.
   returned: success
   type: str
 rollover:

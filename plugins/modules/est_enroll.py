@@ -114,8 +114,25 @@ options:
     choices: [fail, warn]
   challenge_password:
     description:
-      - A challengePassword attribute to put in the CSR, for servers that want one.
+      - A static challengePassword attribute to put in the CSR, for servers that want a one-time password
+        there. Servers that list challengePassword in C(/csrattrs) usually want the tls-unique value instead,
+        see O(pop_linking).
     type: str
+  pop_linking:
+    description:
+      - Linking of identity and proof-of-possession (RFC 7030 section 3.5) - the CSR's challengePassword carries the
+        base64 tls-unique value of the TLS session it is sent over, so the server knows the key holder is the
+        authenticated client.
+      - V(auto) links when the server lists challengePassword in C(/csrattrs) (with O(csr_attributes=apply))
+        and no static O(challenge_password) is given; V(always) links every request; V(never) does not link.
+      - tls-unique exists only up to TLS 1.2 (RFC 9266), so a linked request goes over a TLS 1.2 connection of its
+        own, made with the same trust, client certificate and credentials, without proxies or redirects. A server
+        that offers only TLS 1.3 cannot be linked with - the request fails with O(pop_linking=always), and is sent
+        unlinked with a warning with V(auto) when the server only lists challengePassword; ask the server's operator
+        to allow TLS 1.2 for EST, or give the static O(challenge_password) the server may expect instead.
+    type: str
+    default: auto
+    choices: [auto, always, never]
   csr_path:
     description:
       - Enroll this CSR (PEM or DER file) instead of making a key and a CSR. Excludes O(private_key_path).
@@ -271,6 +288,7 @@ def main():
             reenroll=dict(type='str', default='auto', choices=['auto', 'never']),
             invalid_certificate=dict(type='str', default='fail', choices=['fail', 'replace']),
             challenge_password=dict(type='str', no_log=True),
+            pop_linking=dict(type='str', default='auto', choices=['auto', 'always', 'never']),
             csr_attributes=dict(type='str', default='ignore', choices=['apply', 'ignore']),
             csr_attributes_unmet=dict(type='str', default='fail', choices=['fail', 'warn']),
             csr_path=dict(type='path'),
@@ -290,7 +308,7 @@ def main():
         fail(module, exc)
     run_module(module, ('csr_path',), reenroll=params['reenroll'], invalid_certificate=params['invalid_certificate'],
                challenge_password=params['challenge_password'], external_csr=external, csr_attributes=params['csr_attributes'],
-               csr_attributes_unmet=params['csr_attributes_unmet'])
+               csr_attributes_unmet=params['csr_attributes_unmet'], pop_linking=params['pop_linking'])
 
 
 def _external_csr(params):

@@ -47,6 +47,18 @@ options:
       - Renew with a new key (of O(key_type), or of the current key's type) instead of the current one.
     type: bool
     default: false
+  pop_linking:
+    description:
+      - Linking of identity and proof-of-possession (RFC 7030 section 3.5) - the CSR's challengePassword carries the
+        base64 tls-unique value of the TLS session it is sent over, so the server knows the key holder is the
+        authenticated client.
+      - V(always) links the renewal request; V(auto) and V(never) do not (this module does not read C(/csrattrs)).
+      - tls-unique exists only up to TLS 1.2 (RFC 9266), so a linked request goes over a TLS 1.2 connection of its
+        own, made with the same trust, client certificate and credentials, without proxies or redirects. A server
+        that offers only TLS 1.3 cannot be linked with.
+    type: str
+    default: auto
+    choices: [auto, always, never]
 notes:
   - O(client_cert_path) and O(client_key_path) are not used for the renewal itself, which always
     authenticates with the certificate being renewed.
@@ -161,13 +173,16 @@ from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
 
 
 def main():
-    module = enrollment_module(dict(rekey=dict(type='bool', default=False)), subject=False)
+    module = enrollment_module(dict(rekey=dict(type='bool', default=False),
+                                    pop_linking=dict(type='str', default='auto', choices=['auto', 'always', 'never'])),
+                               subject=False)
     try:
         wanted = wanted_from_params(module.params)
     except ESTError as exc:
         fail(module, exc)
     wanted.key_type = None  # key_type only chooses the type of a new key (rekey)
-    run_module(module, wanted=wanted, rekey=module.params['rekey'], reenroll='auto', renew_only=True)
+    run_module(module, wanted=wanted, rekey=module.params['rekey'], reenroll='auto', renew_only=True,
+               pop_linking=module.params['pop_linking'])
 
 
 if __name__ == '__main__':

@@ -131,7 +131,11 @@ def test_rollover_certificates_are_reported(runner, lab, tmp_path):
     out, _run = _fail_run(runner, lab, tmp_path, expected_fingerprint=lab.ca_fingerprint, dest=str(dest))
     assert not out.get('failed'), out
     roles = sorted(c['role'] for c in out['certificates'])
-    assert roles == ['rollover_new_with_new', 'rollover_new_with_old', 'rollover_old_with_new', 'root'], out['certificates']
-    assert out['rollover'] and out['root_fingerprint'] == lab.ca_fingerprint
+    assert roles == ['rollover_new_with_old', 'rollover_old_with_new', 'rollover_old_with_old', 'root'], out['certificates']
+    # RFC 7030 4.1.3: the most recent self-signed certificate (NewWithNew, latest notAfter) is the root.
+    root = [c for c in out['certificates'] if c['role'] == 'root'][0]
+    old = [c for c in out['certificates'] if c['role'] == 'rollover_old_with_old'][0]
+    assert out['rollover'] and out['root_fingerprint'] == root['sha256_fingerprint'] != lab.ca_fingerprint
+    assert old['sha256_fingerprint'] == lab.ca_fingerprint
     assert out['dropped'] == []
     assert dest.read_text().count('BEGIN CERTIFICATE') == 4

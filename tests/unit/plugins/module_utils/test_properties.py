@@ -187,13 +187,24 @@ NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 @example('Mon, 01 Jan 0001 00:00:00 +2359')
 def test_parse_retry_after_never_fails(value):
     result = transport.parse_retry_after(value, now=NOW)
-    assert result is None or (isinstance(result, int) and result >= 0)
+    assert result is None or (isinstance(result, int) and 0 <= result <= transport.MAX_RETRY_AFTER)
+    if value is not None and any(ord(ch) > 126 for ch in value):
+        assert result is None  # ASCII only: no other digits, no other blanks
 
 
 @FAST
 @given(st.integers(min_value=0, max_value=10 ** 12))
 def test_parse_retry_after_seconds(seconds):
-    assert transport.parse_retry_after(str(seconds)) == seconds
+    assert transport.parse_retry_after(str(seconds)) == min(seconds, transport.MAX_RETRY_AFTER)
+
+
+@FAST
+@given(st.text(alphabet=st.characters(categories=['Nd']), min_size=1, max_size=12))
+@example('\u0663')
+def test_parse_retry_after_unicode_digits(digits):
+    """Only ASCII digits are delay-seconds, whatever str.isdigit() and int() accept."""
+    expected = min(int(digits), transport.MAX_RETRY_AFTER) if all('0' <= ch <= '9' for ch in digits) else None
+    assert transport.parse_retry_after(digits) == expected
 
 
 @FAST

@@ -106,7 +106,12 @@ NOW = datetime.datetime(2015, 10, 21, 7, 28, 0, tzinfo=datetime.timezone.utc)
     ('0', 0),
     (' 30 ', 30),
     ('007', 7),
-    ('86400000', 86400000),
+    ('86400', 86400),
+    ('86401', transport.MAX_RETRY_AFTER),               # capped, not refused
+    ('86400000', transport.MAX_RETRY_AFTER),
+    ('99999999999', transport.MAX_RETRY_AFTER),
+    ('000000000000000000000000000120', 120),            # leading zeros are not a large number
+    ('\t45\t', 45),
     ('Wed, 21 Oct 2015 07:29:00 GMT', 60),              # IMF-fixdate
     ('Wednesday, 21-Oct-15 07:38:00 GMT', 600),          # obsolete RFC 850 form
     ('Wed Oct 21 08:28:00 2015', 3600),                 # asctime form, no zone: UTC
@@ -115,6 +120,9 @@ NOW = datetime.datetime(2015, 10, 21, 7, 28, 0, tzinfo=datetime.timezone.utc)
     ('Wed, 21 Oct 2015 07:28:01 GMT', 1),
     ('Wed, 21 Oct 2015 07:27:00 GMT', 0),               # in the past: no waiting, never negative
     ('Thu, 01 Jan 1970 00:00:00 GMT', 0),
+    ('Thu, 22 Oct 2015 07:28:00 GMT', 86400),           # exactly the cap
+    ('Thu, 22 Oct 2015 07:28:01 GMT', transport.MAX_RETRY_AFTER),
+    ('Fri, 31 Dec 9999 23:59:59 GMT', transport.MAX_RETRY_AFTER),
     (None, None),
     ('', None),
     ('   ', None),
@@ -129,7 +137,14 @@ NOW = datetime.datetime(2015, 10, 21, 7, 28, 0, tzinfo=datetime.timezone.utc)
     ('Mon, 01 Jan 1 00:00:00 +9999', None),
     ('\u00b2', None),                                    # a Latin-1 header byte that str.isdigit() likes
     ('\u00b9\u00b2\u00b3', None),
-    ('9' * 5000, None),                                  # more digits than int() converts
+    ('\u0663', None),                                    # ARABIC-INDIC DIGIT THREE: int() reads 3
+    ('\u0661\u0662\u0660', None),
+    ('\uff11\uff12\uff10', None),                        # fullwidth digits
+    ('\u0967\u0968', None),                              # Devanagari digits
+    ('1\u00a0', None),                                   # a no-break space is not optional whitespace
+    ('1 2', None),
+    ('Wed, \u0662\u0661 Oct 2015 07:29:00 GMT', None),   # email.utils would read the day with int()
+    ('9' * 5000, transport.MAX_RETRY_AFTER),              # more digits than int() converts: capped, not refused
 ])
 def test_parse_retry_after(value, expected):
     assert parse_retry_after(value, now=NOW) == expected
@@ -359,11 +374,18 @@ def test_202_retry_after_past_date():
     assert _pending({'Retry-After': 'Wed, 21 Oct 2015 07:28:00 GMT'}).retry_after == 0
 
 
-@pytest.mark.parametrize('value', ['tomorrow', '-1', '\u00b2', '9' * 5000, 'Mon, 01 Jan 99999999999999999999 00:00:00 GMT'])
+@pytest.mark.parametrize('value', ['tomorrow', '-1', '\u00b2', '\u0663', 'Mon, 01 Jan 99999999999999999999 00:00:00 GMT'])
 def test_202_retry_after_garbage(value):
     error = _pending({'Retry-After': value})
     assert error.retry_after is None
     assert 'retry after' not in error.message
+
+
+@pytest.mark.parametrize('value', ['9' * 5000, '99999999999', 'Fri, 31 Dec 9999 23:59:59 GMT'])
+def test_202_retry_after_capped(value):
+    error = _pending({'Retry-After': value})
+    assert error.retry_after == transport.MAX_RETRY_AFTER == 86400
+    assert 'retry after 86400s' in error.message
 
 
 def test_202_without_retry_after():
@@ -488,13 +510,53 @@ def test_same_origin_redirect_followed(status):
     assert adapter.sent[1].headers['Authorization'].startswith('Basic ')
 
 
-def test_same_origin_redirect_keeps_post_body():
-    est, adapter = fake_transport([Answer(307, {'Location': BASE + '/ra2/simpleenroll'}), Answer(200, PKCS7, b'MIIB')])
+@pytest.mark.parametrize('status', [307, 308])
+def test_same_origin_redirect_keeps_post_body(status):
+    est, adapter = fake_transport([Answer(status, {'Location': BASE + '/ra2/simpleenroll'}), Answer(200, PKCS7, b'MIIB')])
     est.post('simpleenroll', b'\x30\x03\x02\x01\x05', 'application/pkcs10')
     first, second = adapter.sent
     assert second.request.method == 'POST'
     assert second.request.body == first.request.body
     assert second.request.headers['Content-Type'] == 'application/pkcs10'
+
+
+@pytest.mark.parametrize('status', [301, 302, 303])
+@pytest.mark.parametrize('operation', ['simpleenroll', 'simplereenroll', 'serverkeygen', 'fullcmc'])
+def test_post_redirect_that_would_become_get_is_refused(status, operation):
+    """RFC 9110: 303 (and 301/302 for POST) mean GET elsewhere; EST has no GET of these, so nothing is sent again."""
+    location = BASE + '/ra2/' + operation
+    est, adapter = fake_transport([Answer(status, {'Location': location}, b'see other'), Answer(200, PKCS7, b'MIIB')],
+                                  ca_path='/ca.pem', username='alice', password='secret')
+    error = _raises('http', est.post, operation, b'\x30\x03\x02\x01\x05', 'application/pkcs10')
+    assert error.status == status
+    assert error.message.startswith('HTTP %d from %s/%s in answer to POST %s' % (status, BASE, operation, operation))
+    assert 'Location %r' % location in error.message
+    assert 'not sent again' in error.message
+    assert error.response is None  # the redirect's body is not read as an EST (CMC) answer
+    assert len(adapter.sent) == 1 and est.requests_made == 1
+
+
+def test_post_redirect_303_without_location():
+    est, adapter = fake_transport(Answer(303, {}))
+    error = _raises('http', est.post, 'simpleenroll', b'\x30\x03\x02\x01\x05', 'application/pkcs10')
+    assert error.status == 303 and 'no Location header' in error.message
+    assert len(adapter.sent) == 1
+
+
+def test_post_redirect_303_after_a_307():
+    """A 307 keeps the POST; the 303 that answers it is refused like the first answer would be."""
+    est, adapter = fake_transport([Answer(307, {'Location': BASE + '/v2/simpleenroll'}),
+                                   Answer(303, {'Location': BASE + '/v2/status/7'}), Answer(200, PKCS7, b'MIIB')])
+    error = _raises('http', est.post, 'simpleenroll', b'\x30\x03\x02\x01\x05', 'application/pkcs10')
+    assert error.status == 303 and BASE + '/v2/simpleenroll in answer to POST' in error.message
+    assert [s.request.method for s in adapter.sent] == ['POST', 'POST']
+
+
+def test_post_redirect_unprintable_location_is_escaped():
+    est, _adapter = fake_transport(Answer(303, {'Location': '/x\x1b[31m' + 'y' * 500}))
+    error = _raises('http', est.post, 'simpleenroll', b'\x30\x03\x02\x01\x05', 'application/pkcs10')
+    assert '\x1b' not in error.message and '\\x1b' in error.message
+    assert 'y' * 201 not in error.message and '...' in error.message
 
 
 @pytest.mark.parametrize('location', [
