@@ -32,6 +32,8 @@ OID_TRANSACTION_ID = "1.3.6.1.5.5.7.7.5"
 OID_SENDER_NONCE = "1.3.6.1.5.5.7.7.6"
 OID_RECIPIENT_NONCE = "1.3.6.1.5.5.7.7.7"
 OID_GET_CERT = "1.3.6.1.5.5.7.7.15"
+OID_QUERY_PENDING = "1.3.6.1.5.5.7.7.21"
+OID_KP_CMC_RA = "1.3.6.1.5.5.7.3.28"
 OID_ASYMM_DECRYPT_KEY_ID = "1.2.840.113549.1.9.16.2.54"
 OID_SMIME_CAPABILITIES = "1.2.840.113549.1.9.15"
 
@@ -182,6 +184,8 @@ class Request:
                  extra_controls=(), extra_certs=(), transaction_id=None, sender_nonce=None, include_signer_cert=True):
         self.transaction_id = transaction_id if transaction_id is not None else int.from_bytes(os.urandom(7), "big")
         self.sender_nonce = sender_nonce if sender_nonce is not None else os.urandom(16)
+        self.controls = [OID_TRANSACTION_ID, OID_SENDER_NONCE] + [oid for oid, dummy in extra_controls]
+        self.requests = list(csrs_der)
         content = pki_data(csrs_der, self.transaction_id, self.sender_nonce, extra_controls)
         digested = None
         if tamper == "content":  # sign one PKIData, send another
@@ -195,21 +199,41 @@ class Request:
     def body(self):
         return base64.encodebytes(self.der)
 
+    def control_id(self, oid):
+        """The bodyPartID pki_data gave the control oid (after the requests' ones)."""
+        return len(self.requests) + 1 + self.controls.index(oid)
+
+
+def query_pending(token, key, transaction_id, recipient_nonce=None, extra_controls=(), csrs_der=(), **kw):
+    """A Query Pending (RFC 5272 6.13): a PKIData without requests, with queryPending = token (and a recipientNonce)."""
+    controls = []
+    if recipient_nonce is not None:
+        controls.append((OID_RECIPIENT_NONCE, encoder.encode(univ.OctetString(recipient_nonce))))
+    controls.append((OID_QUERY_PENDING, encoder.encode(univ.OctetString(token))))
+    return Request(list(csrs_der), key, transaction_id=transaction_id, extra_controls=controls + list(extra_controls), **kw)
+
 
 class Response:
-    """What a PKI Response (or a Simple PKI Response) says, with its signature checked."""
+    """What a PKI Response (or a Simple PKI Response) says, with its signature checked.
 
-    def __init__(self, der):
+    The signer's certificate is looked for in the SignedData and then in known_certs
+    (certificates the client has already, such as the CA certificate).
+    """
+
+    def __init__(self, der, known_certs=()):
         info, rest = decoder.decode(der, asn1Spec=rfc5652.ContentInfo())
         assert not rest and str(info["contentType"]) == "1.2.840.113549.1.7.2"
         data, rest = decoder.decode(bytes(info["content"]), asn1Spec=rfc5652.SignedData())
         assert not rest
         self.certificates = [x509.load_der_x509_certificate(encoder.encode(choice["certificate"]))
                              for choice in data["certificates"]] if data["certificates"].isValue else []
+        self.digest_algorithms = [str(algorithm["algorithm"]) for algorithm in data["digestAlgorithms"]]
         encap = data["encapContentInfo"]
         self.content_type = str(encap["eContentType"])
         self.content = encap["eContent"].asOctets() if encap["eContent"].isValue else None
         self.signer_infos = list(data["signerInfos"])
+        self.sid_kind = self.signer_infos[0]["sid"].getName() if len(self.signer_infos) == 1 else None
+        self.known_certs = list(known_certs)
         self.signer_cert = None
         self.signature_ok = self._verify()
         self.status = self.fail_info = self.status_string = self.pend = None
@@ -223,7 +247,7 @@ class Response:
             return False
         info = self.signer_infos[0]
         ias = info["sid"]["issuerAndSerialNumber"]
-        for cert in self.certificates:
+        for cert in reversed(self.certificates + self.known_certs):  # the SignedData's own ones win
             if cert.serial_number == int(ias["serialNumber"]) and cert.issuer.public_bytes() == encoder.encode(ias["issuer"]):
                 self.signer_cert = cert
         if self.signer_cert is None:
@@ -272,9 +296,17 @@ class Response:
         return self.transaction_id == request.transaction_id and self.recipient_nonce == request.sender_nonce
 
 
-def read_response(http_response):
-    """Response of a base64 application/pkcs7-mime answer."""
-    return Response(base64.b64decode(b"".join(http_response.content.split()), validate=True))
+def read_response(http_response, known_certs=()):
+    """Response of a base64 application/pkcs7-mime answer (known_certs: see Response)."""
+    return Response(base64.b64decode(b"".join(http_response.content.split()), validate=True), known_certs)
+
+
+def extended_key_usages(cert):
+    """The dotted EKU OIDs of cert, None without the extension."""
+    try:
+        return [oid.dotted_string for oid in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value]
+    except x509.ExtensionNotFound:
+        return None
 
 
 # -- CSR attributes ------------------------------------------------------------------------------------------

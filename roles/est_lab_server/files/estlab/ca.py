@@ -7,6 +7,8 @@ Layout of the state directory::
     server.pem, server.key            the TLS server certificate, issued by the default CA
     labels/<label>/ca.pem, ca.key     one CA per label
     labels/<label>/intermediate.*     the label CA's subordinate CA, as for the default CA
+    [labels/<label>/]cmc-ra.pem, .key /fullcmc response signer with EKU id-kp-cmcRA (fullcmc_signer: cmc_ra), made once
+    [labels/<label>/]cmc-ee.pem, .key /fullcmc response signer without a CMC EKU (fullcmc_signer: ee), made once
     [labels/<label>/]rollover/*.pem   RFC 7030 4.1.3 root key update certificates
 """
 
@@ -193,6 +195,30 @@ def default_key_usage(public_key):
 
 DEFAULT_EKU = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH])
 
+OID_KP_CMC_RA = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.28")  # RFC 6402 2.10
+# fullcmc_signer mode -> (file stem, common name suffix, extended key usages) of the certificate that signs /fullcmc answers.
+RESPONSE_SIGNERS = {
+    "cmc_ra": ("cmc-ra", "CMC RA", [OID_KP_CMC_RA]),
+    "ee": ("cmc-ee", "end entity", [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+}
+
+
+def _extended_key_usages(cert):
+    try:
+        return list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _response_signer_usable(cert, key, ca_cert, usages):
+    """True when cert (with key) was issued by ca_cert with exactly these extended key usages and is still valid."""
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return (_spki(cert.public_key()) == _spki(key.public_key()) and _extended_key_usages(cert) == usages
+            and cert.not_valid_after_utc > utcnow())
+
 
 class CertificateAuthority:
     """One CA: its certificate, private key and home directory.
@@ -211,6 +237,7 @@ class CertificateAuthority:
         self._lock = threading.Lock()
         self._rollover = None
         self._intermediate = None
+        self._response_signers = {}
 
     @property
     def cert_path(self):
@@ -278,6 +305,36 @@ class CertificateAuthority:
                    .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
                    .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False))
         return builder.sign(issuer_key, signing_hash(issuer_key))
+
+    def response_signer(self, mode):
+        """(cert, key) of this CA's /fullcmc response signer for fullcmc_signer mode "cmc_ra" or "ee".
+
+        An end-entity certificate this CA issued (keyUsage digitalSignature, the
+        mode's EKU, a new key of the CA key's kind, valid as long as the CA),
+        made once and persisted as DIR/<stem>.pem and .key; files that do not
+        fit (other issuer, other EKU, expired) are replaced.
+        """
+        stem, suffix, usages = RESPONSE_SIGNERS[mode]
+        with self._lock:
+            if mode not in self._response_signers:
+                pair = load_pair(self.directory, stem)
+                if pair is None or not _response_signer_usable(pair[0], pair[1], self.cert, usages):
+                    pair = self._new_response_signer(suffix, usages)
+                    save_pair(self.directory, stem, *pair)
+                self._response_signers[mode] = pair
+            return self._response_signers[mode]
+
+    def _new_response_signer(self, suffix, usages):
+        key = new_private_key_like(self.key)
+        common_name = self.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        key_usage = x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+            key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False)
+        lifetime = min(datetime.timedelta(days=CA_DAYS), self.cert.not_valid_after_utc - utcnow())
+        cert = self.issue(ca_name("%s %s" % (common_name, suffix)), key.public_key(), int(lifetime.total_seconds()),
+                          key_usage=x509.Extension(x509.KeyUsage.oid, True, key_usage),
+                          eku=x509.Extension(x509.ExtendedKeyUsage.oid, False, x509.ExtendedKeyUsage(usages)))
+        return cert, key
 
     def rollover_certs(self, key_type):
         """Return [NewWithNew, OldWithNew, NewWithOld], creating and persisting them once."""

@@ -9,16 +9,28 @@ possession checked) or raises:
   operation answers with a failed PKIResponse).
 
 Checks, in order (the first problem wins): SignedData shape and content type
-(badRequest), PKIData (badRequest), the controls transactionId / senderNonce
-(badRequest; once read they are echoed even in a failure), the requests -- each a
-PKCS#10 ``tcr`` that parses, unique bodyPartIDs (badRequest), exactly one
-SignerInfo (none: badMessageCheck, more: badRequest), its algorithms (badAlg),
-its signer (badIdentity): issuerAndSerialNumber naming a certificate in the
-SignedData issued by one of the server's CAs ("ra"), or subjectKeyIdentifier
-naming the key of one of the requests ("pop"; the CSR's SubjectKeyIdentifier
-extension or the SHA-1 of its public key bits), the signed attributes and the
-signature (badMessageCheck), each CSR's own signature (popFailed), and last
-controls the server does not know (badRequest, RFC 5272 3.2.1.1).
+(badRequest), PKIData (badRequest), the controls transactionId / senderNonce /
+recipientNonce / queryPending (badRequest; once read transactionId and
+senderNonce are echoed even in a failure), the requests -- each a PKCS#10
+``tcr`` that parses, unique bodyPartIDs (badRequest), exactly one SignerInfo
+(none: badMessageCheck, more: badRequest), its algorithms (badAlg), its signer
+(badIdentity): issuerAndSerialNumber naming a certificate in the SignedData
+issued by one of the server's CAs ("ra"), or subjectKeyIdentifier naming the key
+of one of the requests ("pop"; the CSR's SubjectKeyIdentifier extension or the
+SHA-1 of its public key bits), the signed attributes and the signature
+(badMessageCheck), each CSR's own signature (popFailed), and last controls the
+server does not know (badRequest, RFC 5272 3.2.1.1).
+
+A Query Pending (RFC 5272 6.13) is a PKIData without requests and with one
+queryPending control whose value, an OCTET STRING, is the pendToken of an
+earlier pending answer.  ``find_original(token)`` (given by the caller, who
+keeps the pending requests) returns what that answer was about -- an object
+with ``requests``, ``transaction_id`` and ``server_nonce`` -- or None.  In
+place of the request checks come: the token is known (badRequest "unknown
+pendToken"), the transactionId equals the original request's when that had one
+(RFC 5272 6.6), a recipientNonce, when sent, equals the senderNonce of the
+server's last answer for the token (badRequest); a "pop" signer must then name
+the key of one of the original requests, and the CSRs are not checked again.
 
 ``pki_response`` encodes a PKIResponse with the controls statusInfoV2,
 transactionId, recipientNonce and senderNonce.  CMCStatusInfoV2 is written with
@@ -46,8 +58,10 @@ OID_TRANSACTION_ID = "1.3.6.1.5.5.7.7.5"
 OID_SENDER_NONCE = "1.3.6.1.5.5.7.7.6"
 OID_RECIPIENT_NONCE = "1.3.6.1.5.5.7.7.7"
 OID_REG_INFO = "1.3.6.1.5.5.7.7.18"
+OID_QUERY_PENDING = "1.3.6.1.5.5.7.7.21"
 # Controls processed (or harmlessly ignored) here; any other one fails the request.
-KNOWN_CONTROLS = (OID_IDENTIFICATION, OID_TRANSACTION_ID, OID_SENDER_NONCE, OID_REG_INFO)
+KNOWN_CONTROLS = (OID_IDENTIFICATION, OID_TRANSACTION_ID, OID_SENDER_NONCE, OID_RECIPIENT_NONCE, OID_REG_INFO,
+                  OID_QUERY_PENDING)
 
 STATUS = {"success": 0, "failed": 2, "pending": 3}
 FAIL_INFO = {
@@ -78,9 +92,13 @@ class FullPkiRequest:
     def __init__(self):
         self.transaction_id = None
         self.sender_nonce = None
-        self.requests = []  # [(bodyPartID, csr.CertificationRequest)]
+        self.recipient_nonce = None
+        self.requests = []  # [(bodyPartID, csr.CertificationRequest)]; for a query those of the original request
         self.signer = None  # "ra" or "pop"
         self.signer_cert = None
+        self.pend_token = None  # a Query Pending: the pendToken asked about
+        self.query_body_part_id = None
+        self.original = None  # a Query Pending: what find_original returned for the token
 
     @property
     def body_part_ids(self):
@@ -140,22 +158,31 @@ def _decode(data, spec, what):
 # -- request ----------------------------------------------------------------------
 
 
+_OCTET_CONTROLS = {OID_SENDER_NONCE: ("sender_nonce", "senderNonce"), OID_RECIPIENT_NONCE: ("recipient_nonce", "recipientNonce"),
+                   OID_QUERY_PENDING: ("pend_token", "queryPending")}
+
+
 def _read_controls(pki_data, request):
-    """Read transactionId and senderNonce into request; return [(bodyPartID, OID)] of every control."""
+    """Read transactionId, the nonces and queryPending into request; return [(bodyPartID, OID)] of every control."""
     controls = []
     for control in pki_data["controlSequence"]:
         body_part_id = int(control["bodyPartID"])
         oid = str(control["attrType"])
         values = [bytes(value) for value in control["attrValues"]]
         controls.append((body_part_id, oid))
-        if oid not in (OID_TRANSACTION_ID, OID_SENDER_NONCE):
+        if oid != OID_TRANSACTION_ID and oid not in _OCTET_CONTROLS:
             continue
         if len(values) != 1:
             raise _fail("badRequest", "control %s must have exactly one value" % oid, [body_part_id])
         if oid == OID_TRANSACTION_ID:
             request.transaction_id = int(_decode(values[0], univ.Integer(), "the transactionId control"))
-        else:
-            request.sender_nonce = _decode(values[0], univ.OctetString(), "the senderNonce control").asOctets()
+            continue
+        attribute, what = _OCTET_CONTROLS[oid]
+        if oid == OID_QUERY_PENDING:
+            if request.query_body_part_id is not None:
+                raise _fail("badRequest", "more than one queryPending control", [body_part_id])
+            request.query_body_part_id = body_part_id
+        setattr(request, attribute, _decode(values[0], univ.OctetString(), "the %s control" % what).asOctets())
     return controls
 
 
@@ -167,8 +194,11 @@ def _load_csr(body_part_id, der):
         raise _fail("badRequest", "request %d is not a usable PKCS#10 certification request" % body_part_id, [body_part_id]) from exc
 
 
-def _read_requests(pki_data):
-    """[(bodyPartID, CertificationRequest)] of the tcr requests; CmcFailure for anything else."""
+def _read_requests(pki_data, query):
+    """[(bodyPartID, CertificationRequest)] of the tcr requests; CmcFailure for anything else.
+
+    query: the bodyPartID of a queryPending control, whose PKIData must carry no request, or None.
+    """
     requests = []
     for raw in pki_data["reqSequence"]:
         raw = bytes(raw)
@@ -178,9 +208,24 @@ def _read_requests(pki_data):
         tcr = _decode(raw, _TCR, "a TaggedCertificationRequest")
         body_part_id = int(tcr["bodyPartID"])
         requests.append((body_part_id, _load_csr(body_part_id, bytes(tcr["certificationRequest"]))))
-    if not requests:
+    if query is not None and requests:
+        raise _fail("badRequest", "a queryPending control cannot come with certification requests", [query])
+    if query is None and not requests:
         raise _fail("badRequest", "the PKIData carries no certification request")
     return requests
+
+
+def _find_original(pki_request, find_original):
+    """What the queryPending of pki_request asks about (see the module documentation); CmcFailure when it cannot be answered."""
+    query = [pki_request.query_body_part_id]
+    original = find_original(pki_request.pend_token) if find_original is not None else None
+    if original is None:
+        raise _fail("badRequest", "unknown pendToken", query)
+    if original.transaction_id is not None and pki_request.transaction_id != original.transaction_id:
+        raise _fail("badRequest", "the transactionId is not the one of the pending request (RFC 5272 6.6)", query)
+    if pki_request.recipient_nonce is not None and pki_request.recipient_nonce != original.server_nonce:
+        raise _fail("badRequest", "the recipientNonce is not the senderNonce of the last answer for this pendToken", query)
+    return original
 
 
 def _check_unique(controls, requests):
@@ -273,7 +318,7 @@ def _check_proofs(requests):
                         [body_part_id])
 
 
-def _parse(der, cas, pki_request):
+def _parse(der, cas, pki_request, find_original):
     try:
         message = cms.parse_signed_data(der)
     except cms.CmsError as exc:
@@ -284,21 +329,28 @@ def _parse(der, cas, pki_request):
         raise _fail("badRequest", "the SignedData carries no PKIData")
     pki_data = _decode(message.content, _PKIData(), "the PKIData")
     controls = _read_controls(pki_data, pki_request)
-    requests = _read_requests(pki_data)
+    requests = _read_requests(pki_data, pki_request.query_body_part_id)
     _check_unique(controls, requests)
+    if pki_request.pend_token is not None:
+        pki_request.original = _find_original(pki_request, find_original)
+        requests = list(pki_request.original.requests)
     _check_signature(message, pki_request, requests, cas)
-    _check_proofs(requests)
+    if pki_request.original is None:
+        _check_proofs(requests)  # those of a query's original request were checked when it came
     unknown = [body_part_id for body_part_id, oid in controls if oid not in KNOWN_CONTROLS]
     if unknown:
         raise _fail("badRequest", "unsupported control(s)", unknown)
     pki_request.requests = requests
 
 
-def parse_full_pki_request(der, cas):
-    """A checked FullPkiRequest for der; cms.NotCms or CmcFailure (see the module documentation)."""
+def parse_full_pki_request(der, cas, find_original=None):
+    """A checked FullPkiRequest for der; cms.NotCms or CmcFailure (see the module documentation).
+
+    find_original(pendToken) looks up the request a Query Pending asks about (None: unknown token).
+    """
     pki_request = FullPkiRequest()
     try:
-        _parse(der, cas, pki_request)
+        _parse(der, cas, pki_request, find_original)
     except CmcFailure as failure:
         failure.transaction_id = pki_request.transaction_id
         failure.sender_nonce = pki_request.sender_nonce
@@ -339,19 +391,21 @@ def new_nonce():
     return os.urandom(16)
 
 
-def pki_response(status, body_list, transaction_id=None, recipient_nonce=None, status_string=None, fail_info=None, pend=None):
+def pki_response(status, body_list, transaction_id=None, recipient_nonce=None, status_string=None, fail_info=None, pend=None,
+                 sender_nonce=None):
     """DER of a PKIResponse (RFC 5272 3.2.3).
 
     status is "success", "failed" or "pending"; body_list the bodyPartIDs the
     status is about (at least one: 0 means the whole PKIData); fail_info a
-    FAIL_INFO name for "failed"; pend (token bytes, datetime) for "pending".
+    FAIL_INFO name for "failed"; pend (token bytes, datetime) for "pending";
+    sender_nonce the server's own nonce (fresh random bytes when None).
     """
     controls = [(OID_STATUS_INFO_V2, _status_info(status, list(body_list) or list(WHOLE_MESSAGE), status_string, fail_info, pend))]
     if transaction_id is not None:
         controls.append((OID_TRANSACTION_ID, univ.Integer(transaction_id)))
     if recipient_nonce is not None:
         controls.append((OID_RECIPIENT_NONCE, univ.OctetString(recipient_nonce)))
-    controls.append((OID_SENDER_NONCE, univ.OctetString(new_nonce())))
+    controls.append((OID_SENDER_NONCE, univ.OctetString(sender_nonce or new_nonce())))
     response = rfc6402.PKIResponse()
     for index, (oid, value) in enumerate(controls):
         response["controlSequence"].append(_tagged_attribute(index + 1, oid, value))

@@ -294,14 +294,8 @@ def _digest_name(key):
     return "sha512" if isinstance(key, ed25519.Ed25519PrivateKey) else "sha256"
 
 
-def sign_signed_data(content_type, content, signer_cert, signer_key, certs, corrupt=False):
-    """DER of ContentInfo(SignedData) over content, signed by signer_key as signer_cert.
-
-    One SignerInfo (version 1, issuerAndSerialNumber) with the signed attributes
-    contentType and messageDigest; certs (cryptography certificates) go into
-    SignedData.certificates.  corrupt=True flips a bit of the signature (fault
-    injection).
-    """
+def _signer_info(content_type, content, signer_cert, signer_key, corrupt):
+    """(digest AlgorithmIdentifier, SignerInfo) over content for signer_key as signer_cert (see sign_signed_data)."""
     digest_name = _digest_name(signer_key)
     digest_alg = _algorithm(DIGEST_OIDS[digest_name])
     attrs = univ.SetOf(componentType=rfc5652.Attribute())
@@ -322,16 +316,31 @@ def sign_signed_data(content_type, content, signer_cert, signer_key, certs, corr
         signer_info["signedAttrs"].append(attribute)
     signer_info["signatureAlgorithm"] = _algorithm(sig_oid, null_parameters)
     signer_info["signature"] = signature
+    return digest_alg, signer_info
 
+
+def sign_signed_data(content_type, content, signer_cert, signer_key, certs, corrupt=False):
+    """DER of ContentInfo(SignedData) over content, signed by signer_key as signer_cert.
+
+    One SignerInfo (version 1, issuerAndSerialNumber) with the signed attributes
+    contentType and messageDigest; certs (cryptography certificates) go into
+    SignedData.certificates.  corrupt=True flips a bit of the signature (fault
+    injection).  signer_cert and signer_key None: no SignerInfo (and no
+    digestAlgorithms) at all, an unsigned SignedData.
+    """
     signed_data = rfc5652.SignedData()
     signed_data["version"] = 1 if content_type == OID_DATA else 3  # RFC 5652 5.1
-    signed_data["digestAlgorithms"].append(digest_alg)
+    signed_data["digestAlgorithms"].clear()
     signed_data["encapContentInfo"]["eContentType"] = univ.ObjectIdentifier(content_type)
     signed_data["encapContentInfo"]["eContent"] = content
     for index, cert in enumerate(certs):
         asn = decode_all(cert.public_bytes(serialization.Encoding.DER), rfc5280.Certificate(), "a certificate", der=True)
         signed_data["certificates"].getComponentByPosition(index)["certificate"] = asn
-    signed_data["signerInfos"].append(signer_info)
+    signed_data["signerInfos"].clear()
+    if signer_key is not None:
+        digest_alg, signer_info = _signer_info(content_type, content, signer_cert, signer_key, corrupt)
+        signed_data["digestAlgorithms"].append(digest_alg)
+        signed_data["signerInfos"].append(signer_info)
 
     info = rfc5652.ContentInfo()
     info["contentType"] = rfc5652.id_signedData

@@ -39,6 +39,8 @@ DEFAULTS = {
     "fullcmc_response": "signed",
     "fullcmc_pending": "http202",
     "fullcmc_fail_status": 200,
+    "fullcmc_signer": "ca",  # who signs PKIResponses: "ca", "cmc_ra", "ee" (no CMC EKU) or "none" (no SignerInfo)
+    "fullcmc_omit_signer_cert": False,  # true: the signer's certificate is not in SignedData.certificates
 }
 
 
@@ -160,6 +162,8 @@ CHECKS = {
     "fullcmc_response": _choice("fullcmc_response", ("signed", "certs-only")),
     "fullcmc_pending": _choice("fullcmc_pending", ("http202", "cmc200")),
     "fullcmc_fail_status": _fail_status,
+    "fullcmc_signer": _choice("fullcmc_signer", ("ca", "cmc_ra", "ee", "none")),
+    "fullcmc_omit_signer_cert": _boolean("fullcmc_omit_signer_cert"),
 }
 
 

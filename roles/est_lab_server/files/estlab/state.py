@@ -34,6 +34,9 @@ class LabState:
         if snapshot["issuing_ca"] == "intermediate":
             for ca in self.cas.all():
                 ca.ensure_intermediate()
+        if snapshot["fullcmc_signer"] in ("cmc_ra", "ee"):  # made at once, so the files exist before the first answer
+            for ca in self.cas.all():
+                ca.response_signer(snapshot["fullcmc_signer"])
         return added
 
     def on_cas_changed(self, listener):
