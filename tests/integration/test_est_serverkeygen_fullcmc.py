@@ -210,3 +210,46 @@ def test_fullcmc_several_requests_in_one_pkidata(runner, lab, tmp_path):
         cert = x509.load_pem_x509_certificate(cert_pem.encode())
         assert cert.public_key().public_numbers() == pair[0].public_key().public_numbers()
     assert _load_pair(args)[2]
+
+
+# ---- who may sign a PKIResponse, and Query Pending (RFC 6402 2.10, RFC 5272 6.13) ------------------------
+
+def test_fullcmc_response_signer_must_be_the_ca_or_a_cmc_ra(runner, lab, tmp_path):
+    args = dict(_conn(lab), common_name='signer.example.test', **_files(tmp_path))
+    # An ordinary end-entity certificate of the CA signs the response: refused, nothing written.
+    lab.set_config(fullcmc_signer='ee')
+    out = runner.call('pki.est.est_fullcmc', args)[0]
+    assert out['failed'] and out['error_kind'] == 'verification' and not out['changed'], out
+    assert 'id-kp-cmcRA' in out['msg'], out['msg']
+    assert not (tmp_path / 'work' / 'host.crt').exists()
+    # An unsigned PKIResponse: refused too; lenient accepts both.
+    lab.set_config(fullcmc_signer='none')
+    out = runner.call('pki.est.est_fullcmc', args)[0]
+    assert out['failed'] and 'not signed' in out['msg'], out
+    out = runner.call('pki.est.est_fullcmc', dict(args, cmc_response_check='lenient'))[0]
+    assert out['action'] == 'enrolled', out
+    # A CMC RA (id-kp-cmcRA), and the CA without its certificate in the response (found among the CA certificates).
+    for signer, omit in (('cmc_ra', False), ('ca', True)):
+        lab.set_config(fullcmc_signer=signer, fullcmc_omit_signer_cert=omit)
+        out = runner.call('pki.est.est_fullcmc', dict(args, force=True))[0]
+        assert out['changed'] and out['action'] in ('renewed', 'rekeyed', 'enrolled'), (signer, omit, out)
+        assert _load_pair(args)[2]
+
+
+def test_fullcmc_pending_is_asked_about_with_its_token(runner, lab, tmp_path):
+    import json
+    args = dict(_conn(lab), common_name='query.example.test', **_files(tmp_path))
+    lab.set_config(pending={'after_polls': 2})
+    out = runner.call('pki.est.est_fullcmc', args)[0]
+    assert out['pending'], out
+    state = json.loads((tmp_path / 'work' / 'host.crt.pending.json').read_text())
+    assert state['cmc_token'] and state['transaction_id'], state
+    # The next runs send Query Pending (no request, the token, the same transaction) until the CA approves.
+    out = runner.call('pki.est.est_fullcmc', args)[0]
+    assert out['pending'], out
+    assert json.loads((tmp_path / 'work' / 'host.crt.pending.json').read_text())['cmc_token'] == state['cmc_token']
+    out = runner.call('pki.est.est_fullcmc', args)[0]
+    assert out['action'] == 'enrolled', out
+    assert _load_pair(args)[2]
+    assert not (tmp_path / 'work' / 'host.crt.pending.json').exists()
+    assert lab.pending() in ({}, [], None) or not lab.pending()
