@@ -146,17 +146,9 @@ def octal_mode(module, value, name):
 
 
 def wanted_from_params(params):
-    """The :class:`~.hoststate.Wanted` description from user options."""
-    from .csr import eku_oids, key_usage_names, normalize_san, subject_pairs
-    from .hoststate import Wanted, parse_renew_before
-    return Wanted(
-        subject=subject_pairs(params.get('common_name'), params.get('subject')),
-        sans=[normalize_san(s) for s in params.get('subject_alt_name') or []],
-        key_usage=key_usage_names(params.get('key_usage')),
-        eku=eku_oids(params.get('extended_key_usage')),
-        key_type=params.get('key_type'),
-        window=parse_renew_before(params.get('renew_before')),
-    )
+    """The :class:`~.hoststate.Wanted` description from user options (see :func:`.hoststate.wanted_from`)."""
+    from .hoststate import wanted_from
+    return wanted_from(params)
 
 
 def _cert_summary(facts):

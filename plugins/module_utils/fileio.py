@@ -42,10 +42,12 @@ def read_bytes(path):
         raise ESTError('host_state', 'cannot read %s: %s' % (path, exc.strerror or exc))
 
 
-def atomic_write(path, data, mode=None):
+def atomic_write(path, data, mode=None, uid=-1, gid=-1):
     """Replace ``path`` with ``data`` (bytes) in one rename; ``mode`` is an int such as 0o600.
 
     Without ``mode`` an existing file keeps its mode and a new one gets 0644 less the umask.
+    ``uid``/``gid`` (-1: unchanged) are set on the new file before the rename, so a service that
+    reads it never meets a file it may not read.
     """
     if isinstance(data, str):
         data = data.encode('utf-8')
@@ -69,6 +71,8 @@ def atomic_write(path, data, mode=None):
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
+        if uid != -1 or gid != -1:
+            os.chown(tmp, uid, gid)
         _crash_point('rename', path)
         os.rename(tmp, path)
     except OSError as exc:

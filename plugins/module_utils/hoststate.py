@@ -61,6 +61,24 @@ class Wanted:
         self.window = window or ('share', 1 / 3.0)
 
 
+def wanted_from(params):
+    """The :class:`Wanted` description from the options users write (``common_name``, ``subject``,
+    ``subject_alt_name``, ``key_usage``, ``extended_key_usage``, ``key_type``, ``renew_before``).
+
+    The modules and the renewal agent both use it, so the decision record one of them writes
+    is recognised by the other.
+    """
+    from .csr import eku_oids, key_usage_names, normalize_san, subject_pairs
+    return Wanted(
+        subject=subject_pairs(params.get('common_name'), params.get('subject')),
+        sans=[normalize_san(s) for s in params.get('subject_alt_name') or []],
+        key_usage=key_usage_names(params.get('key_usage')),
+        eku=eku_oids(params.get('extended_key_usage')),
+        key_type=params.get('key_type'),
+        window=parse_renew_before(params.get('renew_before')),
+    )
+
+
 class PendingState:
     """A request the server accepted (202) but has not answered yet, kept beside the certificate."""
 
