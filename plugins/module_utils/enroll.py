@@ -416,10 +416,10 @@ class Enrollment:
             requirements = self._csr_requirements(operation, previous)
             new_key = self.new_key_needed(requirements)
             key = generate_private_key(self._new_key_type(requirements)) if new_key else state.key
-            csr = self._build_csr(key, operation, previous, requirements)
+            linked = self._linking(operation, requirements)
+            csr = self._build_csr(key, operation, previous, requirements, linked=linked)
             attempts = 1
             created = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
-            linked = self._linking(operation, requirements)
         make_der, built = None, {}
         if linked:
             # RFC 7030 3.5: the CSR carries the tls-unique of the connection it is sent over, so it is
@@ -490,8 +490,11 @@ class Enrollment:
         state = self.state
         return keys_match(state.key, state.cert) and not_after(state.cert) > datetime.datetime.now(datetime.timezone.utc)
 
-    def _build_csr(self, key, operation, previous, requirements=None, challenge=None):
-        """The CSR for ``key``; ``challenge`` (a linked request's tls-unique) goes into challengePassword."""
+    def _build_csr(self, key, operation, previous, requirements=None, challenge=None, linked=False):
+        """The CSR for ``key``; ``challenge`` (a linked request's tls-unique) goes into challengePassword.
+
+        ``linked``: the request will be linked (this CSR is only the fallback), so no warning about it.
+        """
         from .csr import build_csr, eku_oids, key_usage_names, name_pairs, normalize_san, subject_pairs
         from .keys import key_type_of
         wanted = self.options.wanted
@@ -533,7 +536,8 @@ class Enrollment:
             demanded = self._demanded_key_type(req)
             if demanded and demanded != key_type_of(key) and operation != 'serverkeygen':
                 self._unmet('a %s key; this request is signed with a %s key' % (demanded, key_type_of(key)))
-            if req.get('challenge_password_required') and not self.options.challenge_password and challenge is None:
+            if req.get('challenge_password_required') and not self.options.challenge_password and challenge is None \
+                    and not linked:
                 self.warnings.append('the server lists challengePassword in /csrattrs, which asks for the tls-unique value of '
                                      'the TLS session (RFC 7030 3.5); this request is not linked (pop_linking=%s%s)'
                                      % (self.options.pop_linking, ', not possible for %s' % operation

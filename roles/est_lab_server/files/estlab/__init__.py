@@ -15,6 +15,7 @@ Modules, one concern each:
 * ``cmc``        -- CMC: reading a Full PKI Request, building a PKI Response
 * ``keygen``     -- server-side key generation: the key, its encodings, its encryption
 * ``auth``       -- HTTP Basic and TLS client-certificate checks
+* ``linking``    -- linking identity and POP to the TLS session (RFC 7030 3.5, tls-unique)
 * ``pending``    -- the 202/Retry-After approval tracker
 * ``faults``     -- fault injection for client tests
 * ``requestlog`` -- the record of EST requests served

@@ -12,6 +12,9 @@ import threading
 # Operation path segments; a CA label must not collide with them (RFC 7030 3.2.2).
 OPERATIONS = ("cacerts", "simpleenroll", "simplereenroll", "csrattrs", "fullcmc", "serverkeygen")
 
+# Values of tls_min_version; the server never goes below TLS 1.2.
+TLS_VERSIONS = ("1.2", "1.3")
+
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 DEFAULTS = {
@@ -29,6 +32,8 @@ DEFAULTS = {
     "cacerts_omit_intermediate": False,  # true: that intermediate is in neither /cacerts nor the enrollment answers
     "copy_sans": True,  # false: issue without the requested subjectAltName, as several example CAs do
     "socket_timeout": 15,
+    "tls_min_version": "1.2",  # "1.3": TLS 1.3 only (no tls-unique); applies to connections made after a change
+    "require_tls_unique": False,  # true: /simpleenroll, /simplereenroll need the CSR linked to the TLS session (RFC 7030 3.5)
     "response_wrap": 64,
     "response_eol": "lf",  # base64 as OpenSSL writes it, the form libest reads; "crlf" is the variant
     "serverkeygen_order": "key-first",
@@ -152,6 +157,8 @@ CHECKS = {
     "cacerts_omit_intermediate": _boolean("cacerts_omit_intermediate"),
     "copy_sans": _boolean("copy_sans"),
     "socket_timeout": _positive_number("socket_timeout"),
+    "tls_min_version": _choice("tls_min_version", TLS_VERSIONS),
+    "require_tls_unique": _boolean("require_tls_unique"),
     "response_wrap": _int_at_least("response_wrap", 0),
     "response_eol": _choice("response_eol", ("crlf", "lf")),
     "serverkeygen_order": _choice("serverkeygen_order", ("key-first", "cert-first")),

@@ -5,8 +5,9 @@ share with them.
 Each operation takes the shared LabState, the request context built by the
 handler and the CA of the path label, and returns a Response or raises
 HttpError.  Order of checks for enrollment: body length (411/413), content
-type (415), authentication (401/403), CSR (400), identity for reenroll (400),
-faults, pending (202), issuance (200).
+type (415), authentication (401/403), CSR (400), linking to the TLS session
+when require_tls_unique is on (400, module ``linking``), identity for reenroll
+(400), faults, pending (202), issuance (200).
 """
 
 from cryptography import x509
@@ -17,6 +18,7 @@ from .ca import new_private_key
 from .csr import CsrError, parse_body
 from .encoding import CSRATTRS_CONTENT_TYPE, PKCS7_CONTENT_TYPE, base64_text, certs_only_body
 from .faults import SIGNING_FAULTS, apply_fault
+from .linking import CHALLENGE_PASSWORD_ONLY_DER, check_linking, with_challenge_password
 from .response import HttpError, Response, text
 
 PKCS10 = "application/pkcs10"
@@ -63,15 +65,18 @@ def csrattrs(state, ctx, ca):
     fault = ctx.fault = state.faults.take("csrattrs")
 
     def build():
-        wanted = state.config.get("csrattrs")
+        config = state.config
+        wanted = config.get("csrattrs")
+        if wanted == "404":  # a server without /csrattrs, also when it requires linking
+            return text(404, "no CSR attributes for this CA")
+        if config.get("require_tls_unique"):  # RFC 7030 4.5.2: a server that requires linking MUST list challengePassword
+            if wanted is None:
+                return der_response(state, CHALLENGE_PASSWORD_ONLY_DER, CSRATTRS_CONTENT_TYPE)
+            wanted = with_challenge_password(wanted)
         if wanted is None:
             return Response(204)
-        if wanted == "404":
-            return text(404, "no CSR attributes for this CA")
         from .csrattrs import encode_csrattrs  # pyasn1 is only needed when csrattrs are configured
-        config = state.config
-        body = base64_text(encode_csrattrs(wanted), config.get("response_wrap"), config.get("response_eol"))
-        return base64_response(body, CSRATTRS_CONTENT_TYPE)
+        return der_response(state, encode_csrattrs(wanted), CSRATTRS_CONTENT_TYPE)
 
     if fault:
         return apply_fault(fault, CSRATTRS_CONTENT_TYPE, build)
@@ -194,6 +199,7 @@ def _enroll(state, ctx, ca, reenroll):
         request = parse_body(body)
     except CsrError as exc:
         raise HttpError(400, str(exc)) from exc
+    check_linking(state, ctx, request)
     if reenroll:
         _check_same_identity(request, client.cert)
     fault = ctx.fault = state.faults.take(op)

@@ -156,6 +156,7 @@ class RequestContext:
         self.headers = handler.headers
         self.version = handler.request_version
         self.peer_cert_der = handler.peer_cert_der
+        self._connection = handler.connection  # the ssl.SSLSocket of this request's connection
         self.body_read = False
         # Filled in by routing and operations, for the request log.
         self.is_est = False
@@ -184,6 +185,20 @@ class RequestContext:
                 raise ConnectionError("client sent %d of %d body bytes" % (len(data), length))
         self.body_read = True
         return data
+
+    def tls_version(self):
+        """"TLSv1.2", "TLSv1.3", ... of the connection the request arrived on (None without TLS)."""
+        version = getattr(self._connection, "version", None)
+        return version() if version is not None else None
+
+    def tls_unique(self):
+        """The tls-unique channel binding (RFC 5929) of the connection, read now (so after a renegotiation the
+        current one); None without TLS or on TLS 1.3, which has no tls-unique (RFC 9266) although OpenSSL gives
+        a value there too."""
+        binding = getattr(self._connection, "get_channel_binding", None)
+        if binding is None or self.tls_version() not in ("TLSv1", "TLSv1.1", "TLSv1.2"):
+            return None
+        return binding("tls-unique")
 
     def body_settled(self):
         """True when nothing of the request is left unread on the connection."""

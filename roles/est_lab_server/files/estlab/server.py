@@ -22,13 +22,26 @@ log = logging.getLogger("estlab")
 # handshake so that the application answers 403 with a reason.
 X509_V_FLAG_NO_CHECK_TIME = 0x200000
 HANDSHAKE_TIMEOUT = 10
+# tls_min_version -> the context's minimum_version (TLS 1.3 is the highest version either way).
+MINIMUM_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 # After sending close_notify, how long to wait for the client's before closing the socket anyway.
 CLOSE_NOTIFY_TIMEOUT = 1.0
 
 
 def make_ssl_context(state):
+    """The server's one TLS context: TLS 1.2 and 1.3 (1.3 only with tls_min_version "1.3"), client certificate optional.
+
+    A change of tls_min_version through POST /lab/config applies to the
+    handshakes after it (connections already open keep their version), and a
+    new CA is trusted at once: both change this context in place.
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+
+    def versions(snapshot):
+        context.minimum_version = MINIMUM_VERSIONS[snapshot["tls_min_version"]]
+
+    versions(state.config.snapshot())
+    state.on_config_changed(versions)
     context.load_cert_chain(os.path.join(state.state_dir, "server.pem"), os.path.join(state.state_dir, "server.key"))
     context.verify_mode = ssl.CERT_OPTIONAL
     context.verify_flags = context.verify_flags | X509_V_FLAG_NO_CHECK_TIME

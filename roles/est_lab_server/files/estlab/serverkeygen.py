@@ -2,6 +2,8 @@
 
 The request is checked like /simpleenroll (content type, authentication, a CSR
 whose signature verifies); its public key only says which kind of key to make.
+With require_tls_unique on, linking (RFC 7030 3.5) is not required here, but a
+challengePassword the CSR carries must be the connection's tls-unique (``linking``).
 A CSR with id-aa-asymmDecryptKeyID gets the key encrypted to the TLS client
 certificate the identifier names (400 when it names none, or a non-RSA one).
 
@@ -19,6 +21,7 @@ from .est import authenticate, check_content_type, issue_certificate, pending_an
 from .faults import SIGNING_FAULTS, apply_fault
 from .keygen import (OID_KEY_PACKAGE, KeygenError, check_key_kind, content_cipher, encrypt_key, find_recipient, key_der,
                      key_package, new_key_like, pkcs8_der, requested_key_id)
+from .linking import check_linking
 from .response import HttpError, Response
 
 PKCS8_CONTENT_TYPE = "application/pkcs8"
@@ -91,6 +94,7 @@ def serverkeygen(state, ctx, ca):
         request = parse_body(body)
     except CsrError as exc:
         raise HttpError(400, str(exc)) from exc
+    check_linking(state, ctx, request, required=False)
     try:
         encryption = _encryption(request, client)
         check_key_kind(request.public_key)  # before faults and pending: an unsupported key is a 400 at once

@@ -21,6 +21,7 @@ class LabState:
         self.pending = PendingTracker()
         self.started = utcnow()
         self._listeners = []
+        self._config_listeners = []
         self._rogue_keys = {}
         self._lock = threading.Lock()
         self._prepare(self.config.snapshot())
@@ -47,8 +48,14 @@ class LabState:
         """
         self._listeners.append(listener)
 
+    def on_config_changed(self, listener):
+        """Call listener(snapshot) after every configuration change through update_config."""
+        self._config_listeners.append(listener)
+
     def update_config(self, changes):
         snapshot = self.config.merge(changes)
+        for listener in self._config_listeners:
+            listener(snapshot)
         changed = self._prepare(snapshot)
         if "issuing_ca" in changes:
             changed += [ca for ca in self.cas.all() if ca.intermediate is not None and ca not in changed]
