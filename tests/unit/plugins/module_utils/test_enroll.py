@@ -900,3 +900,18 @@ def test_requested_extension_values_are_passed_through(paths):
     assert by_oid['1.3.6.1.4.1.55555.7'].value.value == b'\x0c\x03abc'
     assert [p.policy_identifier.dotted_string for p in by_oid[POLICIES].value] == ['1.3.6.1.4.1.55555.1.2']
     assert job.warnings == []
+
+
+def test_a_full_chain_with_other_content_is_written_again(paths, ca):
+    _first_run(paths, ca)
+    with open(paths.fullchain, 'w') as handle:
+        handle.write(open(paths.chain).read())  # the right file name, the wrong content
+    assert statecache.unchanged(paths.cert, paths.key, paths.chain, _wanted(), (paths.fullchain,)) is None
+    job = _job(paths, ca.factory)
+    action, reasons = job.plan()
+    assert action == 'complete' and reasons == ['%s does not hold the current certificate and chain' % paths.fullchain]
+    result = job.run()
+    assert result['action'] == 'completed'
+    key, cert = _installed(paths)
+    assert load_pem_certs(_read(paths.fullchain))[0] == cert
+    assert _job(paths, _no_transport).run()['action'] == 'none'
