@@ -19,7 +19,7 @@ certificate:
 One line per certificate and decision goes to stdout (failures to stderr), never a secret.
 Exit codes: 0 all fine (a pending request included), 1 something failed, 2 the config is
 unusable. ``--check`` decides and prints without changing anything; ``--force NAME`` renews
-now. With ``metrics_path`` the agent writes a node_exporter textfile (atomically).
+now (``--force-all``: every certificate). With ``metrics_path`` the agent writes a node_exporter textfile (atomically).
 
 The config holds no secrets. Where a server also wants HTTP Basic for renewals, or a PKCS#12
 passphrase is needed, they come from the credentials file (``credentials_path``, root-only).
@@ -382,6 +382,7 @@ def _parser():
     parser.add_argument('--config', default=DEFAULT_CONFIG, help='the JSON config (default %(default)s)')
     parser.add_argument('--check', action='store_true', help='decide and print, change nothing')
     parser.add_argument('--force', action='append', default=[], metavar='NAME', help='renew NAME now (may be repeated)')
+    parser.add_argument('--force-all', action='store_true', help='renew every certificate now')
     return parser
 
 
@@ -402,7 +403,7 @@ def main(argv=None, out=None, err=None, now=None):
     outcomes = []
     for entry in config.get('certificates') or []:
         job = CertificateJob(entry, credentials)
-        outcome = job.run(check=args.check, force=entry['name'] in args.force)
+        outcome = job.run(check=args.check, force=args.force_all or entry['name'] in args.force)
         outcomes.append(outcome)
         print(outcome.line(), file=err if outcome.failed else out)
     if not args.check:

@@ -12,8 +12,13 @@ from conftest import ROOT
 
 
 def _extra(lab, tmp_path):
+    agent = tmp_path / 'agent'
+    (agent / 'sbin').mkdir(parents=True, exist_ok=True)
     return dict(est_url=lab.url, est_ca_fingerprint=lab.ca_fingerprint, est_bundle_path=str(tmp_path / 'pki' / 'ca.pem'),
-                est_cert_dir=str(tmp_path / 'pki'), est_username='alice', est_password='s3cret-Pa55')
+                est_cert_dir=str(tmp_path / 'pki'), est_username='alice', est_password='s3cret-Pa55',
+                est_renewal_install_dir=str(agent / 'lib'), est_renewal_bin_path=str(agent / 'sbin' / 'pki-est-agent'),
+                est_renewal_config_path=str(agent / 'config.json'), est_renewal_credentials_path=str(agent / 'credentials.json'),
+                est_renewal_state_dir=str(agent / 'state'), est_renewal_scheduler='none')
 
 
 def test_enroll_playbook_bootstraps_enrolls_and_is_idempotent(runner, lab, tmp_path):
@@ -25,6 +30,10 @@ def test_enroll_playbook_bootstraps_enrolls_and_is_idempotent(runner, lab, tmp_p
     assert 'enrolled: CN=testhost' in first.stdout
     for name in ('ca.pem', 'host.crt', 'host.key', 'host-chain.pem', 'host-fullchain.pem'):
         assert (tmp_path / 'pki' / name).exists(), name
+    # Renewal on the host is on by default: the agent is installed for the certificate.
+    import json
+    config = json.loads((tmp_path / 'agent' / 'config.json').read_text())
+    assert [c['name'] for c in config['certificates']] == ['host']
     lab.clear_requests()
 
     second = runner.run(playbook, _extra(lab, tmp_path))
@@ -49,7 +58,7 @@ def test_ansible_doc_renders_every_module_and_role(runner):
     ansible_doc = os.path.join(os.path.dirname(sys.executable), 'ansible-doc')
     plugins = [('module', 'pki.est.' + name) for name in ('est_cacerts', 'est_csrattrs', 'est_enroll', 'est_reenroll',
                                                           'est_serverkeygen', 'est_fullcmc')]
-    plugins += [('role', 'pki.est.' + name) for name in ('est_trust', 'est_enroll', 'est_lab_server')]
+    plugins += [('role', 'pki.est.' + name) for name in ('est_trust', 'est_enroll', 'est_renewal', 'est_lab_server')]
     for kind, name in plugins:
         proc = subprocess.run([ansible_doc, '-t', kind, name], env=runner.env(), capture_output=True, text=True, check=False)
         assert proc.returncode == 0, (name, proc.stderr)

@@ -71,3 +71,48 @@ def test_systemd_analyze_catches_a_broken_unit(tmp_path):
     proc = subprocess.run(['systemd-analyze', 'verify', '--man=no', str(unit)], capture_output=True, text=True, timeout=60,
                           check=False)
     assert 'NoSuchSetting' in proc.stdout + proc.stderr
+
+
+def test_the_agent_renews_what_est_enroll_handled(runner, lab, tmp_path):
+    """est_renewal's default certificates are est_enroll's: the agent agrees with the module that nothing is due."""
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    work = tmp_path / 'work'
+    (work / 'sbin').mkdir(parents=True)
+    extra = dict(work_dir=str(work), est_enroll_url=lab.url, est_enroll_ca_path=lab.ca_path, est_enroll_username='alice',
+                 est_enroll_password=PASSWORD, est_enroll_dir=str(work / 'certs'),
+                 est_enroll_certificates=[
+                     dict(name='web', common_name='web.example.test', subject_alt_name=['DNS:web.example.test', 'DNS:www.example.test'],
+                          pkcs12=True, pkcs12_passphrase='p12-Secret', commands=['touch %s' % (work / 'web.reloaded')]),
+                     dict(name='mqtt', common_name='mqtt.example.test', key_type='ec-p384', mode='0640')])
+    run = runner.run('est_renewal_after_enroll.yml', extra)
+    assert run.rc == 0, str(run)
+    assert 'p12-Secret' not in run.output
+    config = json.loads((work / 'etc' / 'config.json').read_text())
+    web = [c for c in config['certificates'] if c['name'] == 'web'][0]
+    assert web['post_renew'] == [['touch', str(work / 'web.reloaded')]] and web['pkcs12_path'].endswith('web.p12')
+    assert 'password' not in json.dumps(config) and 'p12-Secret' not in json.dumps(config)
+    credentials = json.loads((work / 'etc' / 'credentials.json').read_text())
+    assert credentials == {'web': {'pkcs12_passphrase': 'p12-Secret'}}
+    agent = [str(work / 'sbin' / 'pki-est-agent'), '--config', str(work / 'etc' / 'config.json')]
+    lab.clear_requests()
+    proc = subprocess.run(agent, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The module's decision record answers the agent: same wanted state, nothing due, no request.
+    assert 'web: ok: nothing to do' in proc.stdout and 'mqtt: ok: nothing to do' in proc.stdout, proc.stdout
+    assert lab.requests() == []
+    proc = subprocess.run(agent + ['--force', 'web'], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0 and 'web: renewed' in proc.stdout, proc.stdout + proc.stderr
+    assert (work / 'web.reloaded').exists()
+    bundle = pkcs12.load_pkcs12((work / 'certs' / 'web.p12').read_bytes(), b'p12-Secret')
+    assert bundle.cert.certificate.public_bytes(__import__('cryptography').hazmat.primitives.serialization.Encoding.PEM) == \
+        (work / 'certs' / 'web.crt').read_bytes()
+    # The playbook again: nothing to do anywhere.
+    run = runner.run('est_renewal_after_enroll.yml', extra)
+    assert run.rc == 0 and run.recap()['changed'] == 0, str(run)
+    # playbooks/renew.yml renews every certificate now, through the agent.
+    lab.clear_requests()
+    run = runner.run(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), 'playbooks', 'renew.yml'),
+                     dict(est_renewal_bin_path=agent[0], est_renewal_config_path=agent[2]))
+    assert run.rc == 0 and run.recap()['changed'] == 1, str(run)
+    assert 'web: renewed' in run.stdout and 'mqtt: renewed' in run.stdout
+    assert sorted(r['op'] for r in lab.requests()) == ['simplereenroll', 'simplereenroll']
