@@ -2,6 +2,8 @@
 # Everything installs itself: Python packages into .venv, Debian packages through apt-get.
 
 SHELL := /bin/bash
+empty :=
+space := $(empty) $(empty)
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
@@ -29,8 +31,16 @@ help:
 	@echo "make demo   - start the lab EST server on 127.0.0.1:8443 and run playbooks/enroll.yml against this host"
 	@echo "make test   - sanity, unit, lab server, integration tests and ansible-lint"
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# What the demo runs, and no more: the controller and the host are this machine.
+DEMO_PACKAGES := ansible-core cryptography requests pyasn1 pyasn1-modules jinja2
+
+$(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
+	grep -E '^($(subst $(space),|,$(DEMO_PACKAGES)))[<>=!~ ]' requirements.txt > $(VENV)/requirements-demo.txt
+	$(BIN)/pip install -q --disable-pip-version-check -r $(VENV)/requirements-demo.txt
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.runtime requirements.txt requirements-dev.txt
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
@@ -48,13 +58,18 @@ collection:
 	@mkdir -p $(COLLECTIONS)/ansible_collections/pki
 	@ln -sfn $(CURDIR) $(COLLECTIONS)/ansible_collections/pki/est
 
-demo: venv collection
-	@mkdir -p $(DEMO_DIR)
+demo: $(VENV)/.runtime collection
+	@mkdir -p $(DEMO_DIR)/agent/sbin
 	$(BIN)/ansible-playbook -i demo/inventory.yml playbooks/lab_server.yml
 	$(BIN)/ansible-playbook -i demo/inventory.yml playbooks/enroll.yml --limit fleet
-	@echo "Demo done: key, certificate and chains are in $(DEMO_DIR)/host; 'make demo-stop' stops the lab server."
+	@echo; echo "== The renewal agent on the host, as its timer would run it: what is due? (--check)"
+	$(DEMO_DIR)/agent/sbin/pki-est-agent --config $(DEMO_DIR)/agent/config.json --check
+	@echo; echo "== Renew the web certificate now (--force web): /simplereenroll with its own certificate"
+	$(DEMO_DIR)/agent/sbin/pki-est-agent --config $(DEMO_DIR)/agent/config.json --force web
+	@echo; echo "Demo done: keys, certificates and chains are in $(DEMO_DIR)/host, the agent in $(DEMO_DIR)/agent;"
+	@echo "'make demo-stop' stops the lab server."
 
-demo-stop: venv collection
+demo-stop: $(VENV)/.runtime collection
 	$(BIN)/ansible-playbook -i demo/inventory.yml playbooks/lab_server.yml -e est_lab_server_state=stopped
 
 test: venv system-deps collection test-units test-lab test-integration test-molecule test-sanity lint
