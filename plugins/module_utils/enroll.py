@@ -632,8 +632,13 @@ class Enrollment:
                     if message not in self.warnings:
                         self.warnings.append(message)
                     return transport.post(operation, der, codecs.PKCS10_MEDIA_TYPE)
-        certs = self._counted(transport, request_certificate, transport, operation, der, self.options.wait_timeout,
-                              self.sleep, self.clock, send)
+        try:
+            certs = self._counted(transport, request_certificate, transport, operation, der, self.options.wait_timeout,
+                                  self.sleep, self.clock, send)
+        except ESTError as exc:
+            if operation == 'simplereenroll' and exc.kind == 'tls':
+                _hint_client_auth(exc, self.state.cert if self.state is not None else None)
+            raise
         return certs, self._trust_for(transport, certs, public_key)
 
     def _server_trust(self, transport):
@@ -880,6 +885,18 @@ def _stored_anchors(path):
 
 
 _LINKABLE = ('simpleenroll', 'simplereenroll')
+
+
+def _hint_client_auth(exc, cert):
+    """Say why a server refuses the current certificate as a TLS client certificate, when it can be seen."""
+    from .csr import extension_values
+    if cert is None:
+        return
+    ekus = extension_values(cert)['eku']
+    if ekus and '1.3.6.1.5.5.7.3.2' not in ekus and '2.5.29.37.0' not in ekus:
+        exc.message += ('; the certificate renewed here has an extendedKeyUsage without clientAuth, so TLS servers refuse it '
+                        'as a client certificate: request clientAuth too, or renew with /simpleenroll (reenroll=never)')
+        exc.args = (exc.message,)
 
 
 def _oid_label(oid):

@@ -277,3 +277,12 @@ def test_issued_by_a_ca_outside_ca_path_is_checked_against_cacerts(runner, lab, 
     lab.set_fault('simpleenroll', 'other_ca', count=1)
     out = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path, ca_label='iot', force=True, reenroll='never'))[0]
     assert out['failed'] and out['error_kind'] == 'verification', out
+
+
+def test_renewal_of_a_server_only_certificate_says_why_tls_refuses_it(runner, lab, tmp_path):
+    """A certificate whose extendedKeyUsage lacks clientAuth cannot authenticate /simplereenroll over TLS."""
+    out = runner.call('pki.est.est_enroll', _enroll_args(lab, tmp_path, extended_key_usage=['serverAuth']))[0]
+    assert out['action'] == 'enrolled', out
+    out = runner.call('pki.est.est_reenroll', dict(url=lab.url, ca_path=lab.ca_path, force=True, **_files(tmp_path)))[0]
+    assert out['failed'] and out['error_kind'] == 'tls' and not out['changed'], out
+    assert 'without clientAuth' in out['msg'] and 'reenroll=never' in out['msg'], out['msg']
