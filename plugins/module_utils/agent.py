@@ -279,10 +279,10 @@ class CertificateJob:
                            % result.get('retry_after'), not_after, files.changed)
         if result['action'] == 'none':
             return Outcome(self.name, 'ok', 'nothing to do: %s, valid until %s' % (result.get('subject'), until), not_after)
-        words = {'renewed': 'renewed', 'rekeyed': 'renewed with a new key', 'recovered': 'finished an interrupted renewal',
-                 'cleaned': 'removed what an interrupted run left', 'completed': 'wrote missing chain files'}
-        message = '%s: %s, serial %s, valid until %s' % (words.get(result['action'], result['action']), result.get('subject'),
-                                                        result.get('serial'), until)
+        words = {'renewed': '', 'rekeyed': 'with a new key: ', 'recovered': 'finished an interrupted renewal: ',
+                 'cleaned': 'removed what an interrupted run left: ', 'completed': 'wrote missing chain files: '}
+        message = '%s%s, serial %s, valid until %s' % (words.get(result['action'], result['action'] + ': '), result.get('subject'),
+                                                      result.get('serial'), until)
         for warning in job.warnings:
             message += '; warning: %s' % warning
         failures = run_commands(self.entry.get('post_renew') or []) if files.changed else []

@@ -85,7 +85,7 @@ def test_renews_inside_the_window_with_only_its_certificate(runner, lab, tmp_pat
     lab.clear_requests()
     rc, out, err = _agent(path)
     assert rc == 0, (out, err)
-    assert 'web: renewed: renewed: CN=web.example.test' in out, out
+    assert 'web: renewed: CN=web.example.test, serial ' in out, out
     after = _pair(entry)
     assert after != before and after.subject == before.subject
     assert open(entry['private_key_path'], 'rb').read() == key_before
