@@ -38,6 +38,7 @@ author:
 extends_documentation_fragment:
   - pki.est.connection
   - pki.est.enrollment
+  - pki.est.csr_attributes
   - ansible.builtin.files
 attributes:
   check_mode:
@@ -101,17 +102,6 @@ options:
     type: str
     default: ignore
     choices: [apply, ignore]
-  csr_attributes_unmet:
-    description:
-      - With O(csr_attributes=apply), what to do when the server asks for something this request cannot meet - a key
-        algorithm or curve this host cannot make, a key type other than O(key_type), an extension or attribute
-        named without a value the client could fill in (such as macAddress).
-      - V(fail) stops before any key is generated or anything is sent, naming the demand (RFC 7030 section 4.5.2
-        says a CA that needs a key type must say so, so a request without it would be refused). V(warn) sends the
-        request anyway, with a warning.
-    type: str
-    default: fail
-    choices: [fail, warn]
   challenge_password:
     description:
       - A static challengePassword attribute to put in the CSR, for servers that want a one-time password
