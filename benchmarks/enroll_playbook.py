@@ -67,8 +67,9 @@ def main():
                 'est_renewal_state_dir': base + '/agent/state', 'est_renewal_scheduler': 'none'}
         inventory = os.path.join(tmp, 'inventory.json')
         with open(inventory, 'w') as handle:
-            json.dump({'all': {'hosts': hosts, 'vars': {'est_url': lab.url, 'est_ca_fingerprint': lab.ca_fingerprint,
-                                                         'est_username': 'bench', 'est_password': 'bench-pass'}}}, handle)
+            shared = {'est_url': lab.url, 'est_ca_fingerprint': lab.ca_fingerprint, 'est_username': 'bench',
+                      'est_password': 'bench-pass'}
+            json.dump({'all': {'hosts': hosts, 'vars': shared}}, handle)
         floor_play = os.path.join(tmp, 'floor.yml')
         with open(floor_play, 'w') as handle:
             json.dump([{'name': 'Floor', 'hosts': 'all', 'gather_facts': False,
@@ -89,8 +90,7 @@ def main():
     print('%-6s %8s %11s %8s  %s' % ('run', 'wall s', 's per host', 'x floor', 'requests'))
     print('%-6s %8.2f %11.3f %8s  %s' % ('floor', floor, floor / args.hosts, '1.00', '-'))
     print('%-6s %8.2f %11.3f %8.2f  %s' % ('fresh', fresh, fresh / args.hosts, fresh / floor, dict(fresh_requests)))
-    print('%-6s %8.2f %11.3f %8.2f  %s' % ('rerun', rerun, rerun / args.hosts, rerun / floor,
-                                            dict(rerun_requests) or 'none (per run: %d)' % 0))
+    print('%-6s %8.2f %11.3f %8.2f  %s' % ('rerun', rerun, rerun / args.hosts, rerun / floor, dict(rerun_requests) or 'none'))
 
 
 if __name__ == '__main__':

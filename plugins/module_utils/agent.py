@@ -281,8 +281,8 @@ class CertificateJob:
             return Outcome(self.name, 'ok', 'nothing to do: %s, valid until %s' % (result.get('subject'), until), not_after)
         words = {'renewed': '', 'rekeyed': 'with a new key: ', 'recovered': 'finished an interrupted renewal: ',
                  'cleaned': 'removed what an interrupted run left: ', 'completed': 'wrote missing chain files: '}
-        message = '%s%s, serial %s, valid until %s' % (words.get(result['action'], result['action'] + ': '), result.get('subject'),
-                                                      result.get('serial'), until)
+        prefix = words.get(result['action'], result['action'] + ': ')
+        message = '%s%s, serial %s, valid until %s' % (prefix, result.get('subject'), result.get('serial'), until)
         for warning in job.warnings:
             message += '; warning: %s' % warning
         failures = run_commands(self.entry.get('post_renew') or []) if files.changed else []
@@ -398,14 +398,14 @@ def main(argv=None, out=None, err=None, now=None):
         if unknown:
             raise ConfigError('--force names no configured certificate: %s' % ', '.join(unknown))
     except ConfigError as exc:
-        print('pki-est-agent: config error: %s' % exc, file=err)
+        err.write('pki-est-agent: config error: %s\n' % exc)
         return EXIT_CONFIG
     outcomes = []
     for entry in config.get('certificates') or []:
         job = CertificateJob(entry, credentials)
         outcome = job.run(check=args.check, force=args.force_all or entry['name'] in args.force)
         outcomes.append(outcome)
-        print(outcome.line(), file=err if outcome.failed else out)
+        (err if outcome.failed else out).write(outcome.line() + '\n')
     if not args.check:
         now = now or datetime.datetime.now(datetime.timezone.utc)
         state = update_state(load_state(config), outcomes, now)
@@ -415,10 +415,10 @@ def main(argv=None, out=None, err=None, now=None):
                 from .fileio import atomic_write
                 atomic_write(config['metrics_path'], metrics_text(state, [o.name for o in outcomes], now), 0o644)
         except (OSError, ValueError, ESTError) as exc:
-            print('pki-est-agent: cannot write the state or metrics: %s' % exc, file=err)
+            err.write('pki-est-agent: cannot write the state or metrics: %s\n' % exc)
             return EXIT_FAILED
     return EXIT_FAILED if any(o.failed for o in outcomes) else EXIT_OK
 
 
 if __name__ == '__main__':  # pragma: no cover - the installed entry script calls main()
-    sys.exit(main())
+    raise SystemExit(main())
