@@ -16,7 +16,7 @@ BUILD := .build
 COLLECTIONS := $(abspath $(BUILD))/collections
 SANITY_DIR := $(BUILD)/sanity/ansible_collections/pki/est
 DEMO_DIR := $(abspath .demo)
-SYSTEM_PACKAGES := shellcheck
+SYSTEM_PACKAGES := shellcheck openssh-server openssh-client ca-certificates openssl procps
 PYTEST_FLAGS ?= -q
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
@@ -85,8 +85,9 @@ test-integration: venv collection
 	$(PY) -m pytest $(PYTEST_FLAGS) -n 2 tests/integration
 
 # The roles together on this host (extensions/molecule/default): converge, idempotence, verify.
-test-molecule: venv collection
+test-molecule: venv system-deps collection
 	molecule test
+	molecule test -s fleet
 
 # ansible-test wants the collection under .../ansible_collections/pki/est inside a git work tree.
 test-sanity: venv
