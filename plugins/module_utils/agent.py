@@ -67,6 +67,14 @@ def load_config(path):
         raise ConfigError('cannot read the config %s: %s' % (path, exc.strerror or exc))
     except ValueError as exc:
         raise ConfigError('the config %s is not JSON: %s' % (path, exc))
+    return check_config(config, path)
+
+
+def check_config(config, path='the config'):
+    """``config`` (a parsed document) when the agent can use it; :class:`ConfigError` naming what is wrong.
+
+    The est_agent module checks the config it writes with this, so that the agent never meets one it refuses.
+    """
     if not isinstance(config, dict):
         raise ConfigError('the config %s must be a JSON object' % path)
     _check_keys(config, _TOP_KEYS, 'the config')
