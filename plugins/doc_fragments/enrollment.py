@@ -8,8 +8,18 @@ __metaclass__ = type
 
 class ModuleDocFragment(object):
 
-    # Files and renewal options shared by est_enroll and est_reenroll.
+    # Files and renewal options shared by est_enroll, est_reenroll, est_serverkeygen and est_fullcmc.
     DOCUMENTATION = r'''
+notes:
+  - A missing directory of a file the module writes (O(path), O(private_key_path), O(chain_path), O(fullchain_path),
+    O(pkcs12_path), and the C(<path>.pending.*) and bookkeeping files beside O(path)) is created, together with any
+    missing parent directories, when the first file is written there - not before, not in check mode, and not by a
+    run that writes nothing (such as one whose request fails before a verified answer). New directories get mode
+    C(0755) and O(owner) and O(group). Existing directories are left exactly as they are (owner, group and mode are
+    not changed).
+  - A directory, once created, stays when the run fails afterwards (for example when the CA leaves out a requested
+    subjectAltName and the refusal is recorded beside O(path)); that run then reports C(changed=true), as the host
+    is no longer as it was.
 options:
   path:
     description:

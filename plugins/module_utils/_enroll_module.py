@@ -162,7 +162,8 @@ def run_enrollment(module, options):
     from .csr import extension_values
     from .enroll import Enrollment
     require_libraries(module, network=False)
-    writer = FileWriter(module)
+    # Missing directories of the output files are made when the first file goes there (see FileWriter).
+    writer = FileWriter(module, make_dirs=True)
     job = Enrollment(options, connection_kwargs(module.params), files=AnsibleFiles(module, writer, module.params.get('backup')))
     try:
         action, reasons = job.plan()

@@ -5,7 +5,8 @@
 
 Holds the connection options every EST module shares (documented in the
 ``pki.est.connection`` doc fragment), the mapping of engine errors onto ``fail_json``, and
-the atomic file writes with check mode, diff, backup, owner, group and mode.
+the atomic file writes with check mode, diff, backup, owner, group and mode (and, for the
+enrollment modules, the missing directories they go to).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,7 +19,7 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.text.converters import to_native
 
 from .errors import ESTError
-from .fileio import atomic_write, read_bytes, remove_file
+from .fileio import atomic_write, make_directories, read_bytes, remove_file
 
 try:
     import cryptography  # noqa: F401, pylint: disable=unused-import
@@ -99,11 +100,19 @@ def unexpected(module, exc, **result):
 
 
 class FileWriter:
-    """Writes a module's output files: atomically, honouring check mode, diff and backup."""
+    """Writes a module's output files: atomically, honouring check mode, diff and backup.
 
-    def __init__(self, module):
+    With ``make_dirs`` a missing directory of a file is created (with its missing ancestors) just
+    before the first file is written there: mode 0755, the module's ``owner`` and ``group``. Not in
+    check mode, never before a write. A created directory counts as a change, also for a quiet
+    (bookkeeping) write, and stays when the module fails later: the host is no longer as it was.
+    """
+
+    def __init__(self, module, make_dirs=False):
         self.module = module
+        self.make_dirs = make_dirs
         self.changed = False
+        self.created_dirs = []
         self.backup_files = {}
         self.diff_before = {}
         self.diff_after = {}
@@ -128,6 +137,8 @@ class FileWriter:
         if content_changed and not self.module.check_mode:
             if backup and old is not None:
                 self.backup_files[label] = self.module.backup_local(path)
+            if self.make_dirs:
+                self._make_parent(path)
             atomic_write(path, data, wanted_mode)
         attrs_changed = False
         if file_args:
@@ -141,6 +152,19 @@ class FileWriter:
         if not quiet:
             self.changed = self.changed or content_changed or attrs_changed
         return content_changed or attrs_changed
+
+    def _make_parent(self, path):
+        """Create the missing directory of ``path`` (and its missing ancestors): 0755, the module's owner and group."""
+        directory = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(directory):
+            return
+        params = self.module.params
+        uid = _user_id(params.get('owner'))
+        gid = _group_id(params.get('group'))
+        created = make_directories(directory, 0o755, uid, gid)
+        if created:
+            self.created_dirs.extend(created)
+            self.changed = True
 
     def remove(self, path):
         """Delete ``path`` if it exists (honouring check mode)."""
@@ -173,6 +197,36 @@ class FileWriter:
                     'before': self.diff_before[label], 'after': self.diff_after[label]}
         return {'before': ''.join('# %s\n%s' % item for item in sorted(self.diff_before.items())),
                 'after': ''.join('# %s\n%s' % item for item in sorted(self.diff_after.items()))}
+
+
+def _user_id(owner):
+    """The uid of ``owner`` (a name or a number), -1 when not set."""
+    if owner is None or owner == '':
+        return -1
+    try:
+        return int(owner)
+    except ValueError:
+        pass
+    import pwd
+    try:
+        return pwd.getpwnam(owner).pw_uid
+    except KeyError:
+        raise ESTError('invalid_input', 'owner: there is no user %s on the host' % owner)
+
+
+def _group_id(group):
+    """The gid of ``group`` (a name or a number), -1 when not set."""
+    if group is None or group == '':
+        return -1
+    try:
+        return int(group)
+    except ValueError:
+        pass
+    import grp
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ESTError('invalid_input', 'group: there is no group %s on the host' % group)
 
 
 __all__ = ['CONNECTION_ARGUMENT_SPEC', 'CONNECTION_REQUIRED_TOGETHER', 'CONNECTION_REQUIRED_BY', 'ESTError',

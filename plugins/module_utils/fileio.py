@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pki.est developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Reading and atomically replacing files on the host, without Ansible.
+"""Reading and atomically replacing files (and making their directories) on the host, without Ansible.
 
 A new file is written beside its destination with the final permissions already set
 (``mkstemp`` creates it 0600), flushed to disk, then renamed over the destination, so a
@@ -84,6 +84,83 @@ def atomic_write(path, data, mode=None, uid=-1, gid=-1):
     _fsync_dir(directory)
 
 
+def make_directories(directory, mode=0o755, uid=-1, gid=-1):
+    """Create ``directory`` and its missing ancestors; the directories made, outermost first.
+
+    Each new directory gets ``mode`` exactly (the umask does not apply) and ``uid``/``gid`` (-1:
+    the process's own). It is made under a temp name beside its final place
+    (``.<name>.XXXXXXXX.tmp``, as :func:`atomic_write` names its files), given its mode and
+    owner there and then renamed into place, so that a process killed at any instant leaves no
+    directory or a finished one, never one with the wrong owner or mode that a later run would
+    take as given. An empty temp directory a killed process left is removed the next time the
+    directory is made. Existing directories are left exactly as they are.
+    """
+    directory = os.path.abspath(directory)
+    missing = []
+    current = directory
+    while not os.path.isdir(current):
+        if os.path.lexists(current):
+            raise ESTError('host_state', 'cannot create the directory %s: %s is in the way and is not a directory'
+                           % (directory, current))
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    created = []
+    for path in reversed(missing):
+        if _make_directory(path, mode, uid, gid):
+            created.append(path)
+    return created
+
+
+def _make_directory(path, mode, uid, gid):
+    """Make the one directory ``path`` (its parent exists) complete under a temp name, then rename it into place."""
+    parent, name = os.path.split(path)
+    _remove_stale_temp_dirs(parent, name)
+    try:
+        tmp = tempfile.mkdtemp(prefix='.%s.' % name, suffix='.tmp', dir=parent)
+    except OSError as exc:
+        raise ESTError('host_state', 'cannot create the directory %s: %s' % (path, exc.strerror or exc))
+    try:
+        if uid != -1 or gid != -1:
+            os.chown(tmp, uid, gid)
+        os.chmod(tmp, mode)
+        _crash_point('mkdir', path)
+        if os.path.lexists(path):
+            # Made meanwhile by someone else: theirs stays (rename would replace an empty one).
+            os.rmdir(tmp)
+            return False
+        os.rename(tmp, path)
+    except OSError as exc:
+        try:
+            os.rmdir(tmp)
+        except OSError:
+            pass
+        if os.path.isdir(path):
+            return False
+        raise ESTError('host_state', 'cannot create the directory %s: %s' % (path, exc.strerror or exc))
+    _fsync_dir(parent)
+    return True
+
+
+def _remove_stale_temp_dirs(parent, name):
+    """Remove the empty temp directories a process killed in :func:`_make_directory` left for ``name``."""
+    prefix = '.%s.' % name
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for entry in names:
+        if entry.startswith(prefix) and _TEMP_SUFFIX.match(entry[len(prefix):]):
+            stale = os.path.join(parent, entry)
+            if os.path.isdir(stale) and not os.path.islink(stale):
+                try:
+                    os.rmdir(stale)  # only when empty: never anything with content in it
+                except OSError:
+                    pass
+
+
 def _fsync_dir(directory):
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -130,7 +207,7 @@ def stale_temp_files(paths):
 
 
 def _crash_point(step, path):
-    """Count a file step; stop the process dead at the one the crash tests ask for."""
+    """Count a file step (``rename``, ``remove``, ``mkdir``); stop the process dead at the one the crash tests ask for."""
     if not _CRASH_AT and not _CRASH_LOG:
         return
     _steps[0] += 1

@@ -28,7 +28,14 @@ description:
     keeps the RFC 7030 section 4.1.3 rollover certificates and drops, for example, a "CA" that
     an end-entity key signed.
   - Reports which certificate is the current root and which are rollover certificates.
-  - The bundle is replaced atomically and only when its content differs.
+  - The bundle is replaced atomically and only when its content differs. A missing parent directory of O(dest) is
+    created (mode C(0755), owner and group of the user the module runs as) right before the first write; in check
+    mode it is only reported as a change.
+  - With O(refresh_before) the server is asked only when the bundle in O(dest) is due (RFC 7030 section 4.1.2 asks
+    clients to refresh their CA certificates before they expire). While every certificate in it stays valid beyond
+    O(refresh_before), the module sends no request and returns the certificates read from O(dest) with RV(fetched=false).
+  - With O(trust_existing=true) the bundle in O(dest) verifies the server on later runs, so one task both bootstraps
+    a host and refreshes its bundle.
 author:
   - pki.est developers (@pki-est)
 extends_documentation_fragment:
@@ -61,8 +68,35 @@ options:
       - Keep a timestamped copy of O(dest) before replacing it.
     type: bool
     default: false
+  refresh_before:
+    description:
+      - Keep the bundle in O(dest) without asking the server while it is far from expiry (RFC 7030 section 4.1.2).
+      - The syntax of O(pki.est.est_enroll#module:renew_before) - days (V(30) or V(30d)), hours (V(12h)), minutes
+        (V(90m)), seconds (V(600s)), or a share of each certificate's lifetime (V(33%)).
+      - When O(dest) holds a readable PEM bundle in which every certificate stays valid beyond now plus this time
+        (for a share - the last part of its own lifetime, as O(pki.est.est_enroll#module:renew_before) applies it), the
+        module sends no request, returns the certificates read from O(dest) with RV(fetched=false) and RV(refresh_due),
+        and only applies O(owner), O(group) and O(mode) to it. Without O(trust_existing), when O(expected_fingerprint) is
+        set the bundle must also hold that certificate.
+      - A missing, empty, unreadable or due bundle is fetched as without this option.
+      - Unset (or empty), every run asks the server. Requires O(dest).
+      - The stored bundle is not compared with the server, so a CA rollover that starts while the bundle is far from
+        expiry is only seen when it becomes due, or on a run without this option.
+    type: str
+  trust_existing:
+    description:
+      - When O(dest) exists and holds certificates (the bundle of an earlier run), verify the server's TLS certificate
+        against it; O(ca_path) and O(expected_fingerprint) are then not used, and the answer's certificates are
+        validated to its own roots, so a completed rollover is followed.
+      - When O(dest) does not exist yet (or holds no certificate), O(ca_path) and O(expected_fingerprint) are used as
+        without this option; when neither is set the module fails with RV(error_kind=invalid_input), changes and writes
+        nothing, and never falls back to the host's default trust store.
+      - Requires O(dest).
+    type: bool
+    default: false
 notes:
-  - Every run asks the server, because the CA may have rolled over; the bundle is only written when it changes.
+  - Without O(refresh_before) every run asks the server, because the CA may have rolled over; the bundle is only written
+    when it changes.
   - HTTP Basic credentials are not sent in bootstrap mode, as the server is not yet verified.
 seealso:
   - module: pki.est.est_enroll
@@ -84,6 +118,20 @@ EXAMPLES = r'''
     url: https://est.example.com:8443
     ca_path: /etc/pki/est/ca.pem
     dest: /etc/pki/est/ca.pem
+
+- name: Bootstrap on the first run, then refresh only when a CA certificate expires within 30 days
+  pki.est.est_cacerts:
+    url: https://est.example.com:8443
+    expected_fingerprint: "3a:5f:...:9c"
+    trust_existing: true
+    refresh_before: 30d
+    dest: /etc/pki/est/ca.pem
+    mode: "0644"
+  register: est_ca
+
+- name: Say whether the server was asked
+  ansible.builtin.debug:
+    msg: "{{ 'fetched' if est_ca.fetched else 'kept, due from ' ~ est_ca.refresh_due }}"
 
 - name: Set connection options once for every EST module in the play
   hosts: all
@@ -157,18 +205,33 @@ rollover:
   returned: success
   type: bool
 bootstrapped:
-  description: Whether trust was bootstrapped from O(expected_fingerprint) without O(ca_path).
+  description: Whether trust was bootstrapped from O(expected_fingerprint) without O(ca_path). V(false) when not fetched.
   returned: success
   type: bool
 dropped:
-  description: Subjects of certificates that were served but failed path validation to the trust anchor (not written, not trusted).
+  description:
+    - Subjects of certificates that were served but failed path validation to the trust anchor (not written, not trusted).
+    - Empty when not fetched.
   returned: success
   type: list
   elements: str
 pem:
-  description: The PEM bundle.
+  description: The PEM bundle (read from O(dest) when not fetched).
   returned: success
   type: str
+fetched:
+  description:
+    - Whether the server was asked. V(false) only with O(refresh_before), when the bundle in O(dest) is not due; the
+      certificates are then read from it.
+  returned: success
+  type: bool
+refresh_due:
+  description:
+    - When the bundle (kept or just fetched) enters the O(refresh_before) window, UTC, ISO 8601; from then on every
+      run asks the server. In the past when the server's own certificates are already within the window.
+  returned: when O(refresh_before) is set
+  type: str
+  sample: '2036-10-22T10:00:00Z'
 dest:
   description: The bundle's path.
   returned: when O(dest) is set
@@ -183,6 +246,8 @@ error_kind:
   type: str
 '''
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pki.est.plugins.module_utils._module import (
@@ -192,58 +257,120 @@ from ansible_collections.pki.est.plugins.module_utils._module import (
 from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
 
 
+def _iso(moment):
+    return moment.strftime('%Y-%m-%dT%H:%M:%SZ') if moment is not None else None
+
+
+def _facts(certs):
+    from ansible_collections.pki.est.plugins.module_utils import codecs
+    from ansible_collections.pki.est.plugins.module_utils.certinfo import cert_facts, classify_ca_certs
+    roles = classify_ca_certs(certs)
+    certificates = []
+    for cert, role in zip(certs, roles):
+        facts = cert_facts(cert)
+        facts['role'] = role
+        certificates.append(facts)
+    root = [c['sha256_fingerprint'] for c in certificates if c['role'] == 'root']
+    return dict(
+        certificates=certificates,
+        root_fingerprint=root[0] if root else None,
+        rollover=any(role.startswith('rollover_') for role in roles),
+        pem=codecs.certs_to_pem(certs),
+    )
+
+
+def _make_parent(module, path):
+    """Create the missing directories above ``path`` (0755); True when there were any (check mode: would be)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    missing = []
+    while parent and not os.path.isdir(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    if not missing or module.check_mode:
+        return bool(missing)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o755)
+            os.chmod(directory, 0o755)  # whatever the umask
+        except OSError as exc:
+            if os.path.isdir(directory):  # made meanwhile by someone else: theirs stays as it is
+                continue
+            raise ESTError('host_state', 'cannot create the directory %s for %s: %s' % (directory, path, exc.strerror or exc))
+    return True
+
+
 def main():
     module = AnsibleModule(
         argument_spec=connection_argument_spec(
             dest=dict(type='path'),
             expected_fingerprint=dict(type='str'),
             backup=dict(type='bool', default=False),
+            refresh_before=dict(type='str'),
+            trust_existing=dict(type='bool', default=False),
         ),
         required_together=CONNECTION_REQUIRED_TOGETHER,
-        required_by=CONNECTION_REQUIRED_BY,
+        required_by=dict(CONNECTION_REQUIRED_BY, refresh_before='dest'),
+        required_if=[('trust_existing', True, ('dest',))],
         add_file_common_args=True,
         supports_check_mode=True,
     )
-    require_libraries(module)
-    check_readable(module, 'ca_path', 'client_cert_path', 'client_key_path')
+    # requests is looked for only when the server is asked: a bundle that is not due needs no network.
+    require_libraries(module, network=False)
+    check_readable(module, 'client_cert_path', 'client_key_path')
 
-    from ansible_collections.pki.est.plugins.module_utils import cacerts, codecs
-    from ansible_collections.pki.est.plugins.module_utils.certinfo import cert_facts, classify_ca_certs
+    from ansible_collections.pki.est.plugins.module_utils import cacerts
+    from ansible_collections.pki.est.plugins.module_utils.fileio import read_bytes
 
     params = module.params
+    dest = params['dest']
     try:
-        result = cacerts.get_cacerts(connection_kwargs(params), params['expected_fingerprint'])
+        window = cacerts.parse_refresh_before(params['refresh_before'])
+        stored = read_bytes(dest) if dest else None
+        if window is not None:
+            state = cacerts.stored_bundle_state(stored, window,
+                                                pinned=None if params['trust_existing'] else params['expected_fingerprint'])
+            if state.fresh:
+                args = module.load_file_common_arguments(params, path=dest)
+                changed = module.set_fs_attributes_if_different(args, False)
+                module.exit_json(changed=changed, fetched=False, refresh_due=_iso(state.due), bootstrapped=False, dropped=[],
+                                 dest=dest, **_facts(state.certs))
+        trust = cacerts.refresh_trust(dest, stored, params['ca_path'], params['expected_fingerprint'], params['trust_existing'])
+    except ESTError as exc:
+        fail(module, exc)
+    except (OSError, ValueError, TypeError) as exc:
+        unexpected(module, exc)
+    if trust.source == 'ca_path':
+        check_readable(module, 'ca_path')
+    if trust.note:
+        module.warn('%s; trusting %s instead' % (trust.note, trust.source))
+    require_libraries(module)
+
+    try:
+        result = cacerts.get_cacerts_with(connection_kwargs(params), trust)
     except ESTError as exc:
         fail(module, exc)
     except (OSError, ValueError, TypeError) as exc:
         unexpected(module, exc)
 
-    roles = classify_ca_certs(result.certs)
-    certificates = []
-    for cert, role in zip(result.certs, roles):
-        facts = cert_facts(cert)
-        facts['role'] = role
-        certificates.append(facts)
     for reason in result.reasons:
         module.warn('dropped a /cacerts certificate that does not validate (RFC 7030 4.1.3): %s' % reason)
-    pem = codecs.certs_to_pem(result.certs)
-    root = [c['sha256_fingerprint'] for c in certificates if c['role'] == 'root']
     output = dict(
         changed=False,
-        certificates=certificates,
-        root_fingerprint=root[0] if root else None,
-        rollover=any(role.startswith('rollover_') for role in roles),
+        fetched=True,
         bootstrapped=result.bootstrapped,
         dropped=[c.subject.rfc4514_string() for c in result.dropped],
-        pem=pem,
+        **_facts(result.certs)
     )
-    if params['dest']:
+    if window is not None:
+        output['refresh_due'] = _iso(cacerts.bundle_due(result.certs, window))
+    if dest:
         writer = FileWriter(module)
         try:
-            writer.write(params['dest'], pem, backup=params['backup'])
+            made = _make_parent(module, dest)
+            writer.write(dest, output['pem'], backup=params['backup'])
         except ESTError as exc:
             fail(module, exc)
-        output.update(changed=writer.changed, dest=params['dest'])
+        output.update(changed=writer.changed or made, dest=dest)
         if writer.backup_files:
             output['backup_file'] = list(writer.backup_files.values())[0]
         if module._diff:

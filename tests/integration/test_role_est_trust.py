@@ -23,8 +23,8 @@ NAME = 'pki-est-ca'
 PLAYBOOK = 'est_trust_system_store.yml'
 UPDATE_CA_CERTIFICATES = shutil.which('update-ca-certificates') or '/usr/sbin/update-ca-certificates'
 
-pytestmark = pytest.mark.skipif(not os.path.exists(UPDATE_CA_CERTIFICATES),
-                                reason='needs update-ca-certificates (Debian package ca-certificates)')
+needs_update_ca_certificates = pytest.mark.skipif(not os.path.exists(UPDATE_CA_CERTIFICATES),
+                                                  reason='needs update-ca-certificates (Debian package ca-certificates)')
 
 
 def _pem_cert(path):
@@ -105,6 +105,7 @@ def _extra(lab, tmp_path, store, **more):
     return extra
 
 
+@needs_update_ca_certificates
 def test_system_store_one_file_per_root_through_a_rollover(runner, lab, tmp_path):
     store = Store(tmp_path)
     root = _pem_cert(lab.ca_path)
@@ -138,20 +139,29 @@ def test_system_store_one_file_per_root_through_a_rollover(runner, lab, tmp_path
     mode = os.stat(str(store.anchors / _file_name(root))).st_mode
     assert stat.S_IMODE(mode) == 0o644
 
+    lab.clear_requests()
     again = runner.run(PLAYBOOK, extra)
     assert again.rc == 0, str(again)
     assert again.recap()['changed'] == 0, str(again)
     assert store.updates() == 1
+    assert lab.requests() == []  # the bundle is far from expiry (RFC 7030 4.1.2): not fetched
 
     # RFC 7030 4.1.3 root key update: /cacerts adds NewWithNew, OldWithNew and NewWithOld. Both self-signed
-    # roots become trust anchors; the two cross certificates do not go into the trust store.
+    # roots become trust anchors; the two cross certificates do not go into the trust store. The bundle is not
+    # due, so the operator asks for the refresh (est_trust_refresh).
     lab.set_config(rollover=True)
     new_root = _pem_cert(lab.state_dir / 'rollover' / 'new_with_new.pem')
+    unasked = runner.run(PLAYBOOK, extra)
+    assert unasked.rc == 0 and unasked.recap()['changed'] == 0, str(unasked)
+    assert lab.requests() == [] and store.updates() == 1
+    extra['est_trust_refresh'] = True
     rollover = runner.run(PLAYBOOK, extra)
     assert rollover.rc == 0, str(rollover)
+    assert [r['op'] for r in lab.requests()] == ['cacerts']
     assert store.files() == dict(kept, **{_file_name(root): root, _file_name(new_root): new_root})
     assert store.updates() == 2
     assert new_root in store.system_bundle() and root in store.system_bundle()
+    assert 'verified over TLS' in rollover.stdout
     for cross in ('old_with_new.pem', 'new_with_old.pem'):
         assert _pem_cert(lab.state_dir / 'rollover' / cross) not in store.system_bundle()
 
@@ -165,6 +175,7 @@ def test_system_store_one_file_per_root_through_a_rollover(runner, lab, tmp_path
     assert store.linked(_file_name(root)) and root in store.system_bundle()
 
 
+@needs_update_ca_certificates
 def test_system_store_false_removes_nothing_and_absent_removes_the_roles_files(runner, lab, tmp_path):
     store = Store(tmp_path)
     root = _pem_cert(lab.ca_path)
@@ -190,6 +201,7 @@ def test_system_store_false_removes_nothing_and_absent_removes_the_roles_files(r
     assert store.updates() == 1
 
 
+@needs_update_ca_certificates
 def test_system_store_unknown_os_family_fails_before_anything_is_fetched(runner, lab, tmp_path):
     extra = dict(est_trust_url=lab.url, est_trust_expected_fingerprint=lab.ca_fingerprint,
                  est_trust_bundle_path=str(tmp_path / 'pki' / 'ca.pem'), est_trust_system_store=True,
@@ -202,6 +214,7 @@ def test_system_store_unknown_os_family_fails_before_anything_is_fetched(runner,
     assert not (tmp_path / 'pki').exists()
 
 
+@needs_update_ca_certificates
 @pytest.mark.skipif(not os.path.exists('/etc/debian_version'), reason='the Debian layout is checked on Debian only')
 def test_system_store_finds_the_debian_layout_without_facts(runner, lab, tmp_path):
     """Without gathered facts the role finds the OS family itself; check mode, so the host's store is untouched."""
@@ -213,3 +226,56 @@ def test_system_store_finds_the_debian_layout_without_facts(runner, lab, tmp_pat
     if not os.path.exists(target):
         assert target in result.stdout, str(result)
     assert not (tmp_path / 'pki' / 'ca.pem').exists()
+
+
+def _trust_extra(lab, tmp_path, **more):
+    extra = dict(est_trust_url=lab.url, est_trust_expected_fingerprint=lab.ca_fingerprint,
+                 est_trust_bundle_path=str(tmp_path / 'pki' / 'est' / 'ca.pem'))
+    extra.update(more)
+    return extra
+
+
+def test_rerun_keeps_a_fresh_bundle_without_a_request_and_refresh_fetches(runner, lab, tmp_path):
+    bundle = tmp_path / 'pki' / 'est' / 'ca.pem'
+    check = runner.run(PLAYBOOK, _trust_extra(lab, tmp_path), check=True)
+    assert check.rc == 0, str(check)
+    assert not (tmp_path / 'pki').exists()  # check mode makes neither the directory nor the bundle
+
+    first = runner.run(PLAYBOOK, _trust_extra(lab, tmp_path))
+    assert first.rc == 0, str(first)
+    assert first.recap()['changed'] == 1, str(first)
+    assert 'bootstrapped from the pinned fingerprint' in first.stdout
+    assert stat.S_IMODE(os.stat(str(bundle.parent)).st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(str(bundle)).st_mode) == 0o644
+    lab.clear_requests()
+
+    # One module run, no request: the bundle is far from expiry (default est_trust_refresh_before 30d).
+    again = runner.run(PLAYBOOK, _trust_extra(lab, tmp_path))
+    assert again.rc == 0, str(again)
+    assert again.recap()['changed'] == 0, str(again)
+    assert lab.requests() == []
+    assert 'bundle valid, not fetched (refresh due from ' in again.stdout, str(again)
+    assert lab.ca_fingerprint in again.stdout
+
+    # est_trust_refresh: one verified request (the bundle verifies the server, the pin is not needed any more).
+    refresh = runner.run(PLAYBOOK, _trust_extra(lab, tmp_path, est_trust_refresh=True, est_trust_expected_fingerprint=''))
+    assert refresh.rc == 0, str(refresh)
+    assert refresh.recap()['changed'] == 0, str(refresh)
+    assert [r['op'] for r in lab.requests()] == ['cacerts']
+    assert 'verified over TLS' in refresh.stdout
+    lab.clear_requests()
+
+    # A window longer than the CA's lifetime is always due; an empty one fetches on every run.
+    for window in ('4000d', ''):
+        due = runner.run(PLAYBOOK, _trust_extra(lab, tmp_path, est_trust_refresh_before=window))
+        assert due.rc == 0 and due.recap()['changed'] == 0, str(due)
+    assert [r['op'] for r in lab.requests()] == ['cacerts', 'cacerts']
+
+
+def test_first_run_without_anything_to_trust_fails_before_any_request(runner, lab, tmp_path):
+    result = runner.run(PLAYBOOK, _trust_extra(lab, tmp_path, est_trust_expected_fingerprint=''))
+    assert result.rc != 0
+    assert 'No EST CA bundle at %s yet' % (tmp_path / 'pki' / 'est' / 'ca.pem') in result.stdout, str(result)
+    assert 'expected_fingerprint' in result.stdout and 'ca_path' in result.stdout
+    assert lab.requests() == []
+    assert not (tmp_path / 'pki').exists()

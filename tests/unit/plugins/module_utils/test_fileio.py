@@ -184,3 +184,101 @@ def test_read_bytes_unreadable(tmp_path):
         fileio.read_bytes(str(tmp_path))  # a directory
     assert info.value.kind == 'host_state'
     assert str(tmp_path) in info.value.message
+
+
+# -- make_directories -------------------------------------------------------------------------------
+
+def test_make_directories_creates_missing_ancestors_0755(tmp_path):
+    old = os.umask(0o077)  # the mode is exact, whatever the umask
+    try:
+        created = fileio.make_directories(str(tmp_path / 'a' / 'b' / 'c'), 0o755)
+    finally:
+        os.umask(old)
+    assert created == [str(tmp_path / 'a'), str(tmp_path / 'a' / 'b'), str(tmp_path / 'a' / 'b' / 'c')]
+    for path in created:
+        assert os.path.isdir(path) and _mode(path) == 0o755
+    assert os.listdir(str(tmp_path)) == ['a'] and os.listdir(str(tmp_path / 'a')) == ['b']
+    # Again: nothing to do.
+    assert fileio.make_directories(str(tmp_path / 'a' / 'b' / 'c'), 0o755) == []
+
+
+def test_make_directories_leaves_existing_ones_alone(tmp_path):
+    (tmp_path / 'a').mkdir()
+    os.chmod(str(tmp_path / 'a'), 0o700)
+    created = fileio.make_directories(str(tmp_path / 'a' / 'b'), 0o755)
+    assert created == [str(tmp_path / 'a' / 'b')]
+    assert _mode(tmp_path / 'a') == 0o700 and _mode(tmp_path / 'a' / 'b') == 0o755
+
+
+def test_make_directories_sets_owner_before_the_rename(tmp_path, monkeypatch):
+    """Owner and mode are set under the temp name: the directory appears finished or not at all."""
+    calls = []
+    real_chown, real_rename = os.chown, os.rename
+
+    def chown(path, uid, gid):
+        calls.append(('chown', os.path.basename(path), uid, gid))
+        return real_chown(path, uid, gid)
+
+    def rename(src, dst):
+        calls.append(('rename', os.path.basename(src), os.path.basename(dst), _mode(src)))
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(os, 'chown', chown)
+    monkeypatch.setattr(os, 'rename', rename)
+    fileio.make_directories(str(tmp_path / 'd'), 0o750, os.getuid(), os.getgid())
+    (chown_call, rename_call) = calls
+    assert chown_call[0] == 'chown' and chown_call[1].startswith('.d.') and chown_call[2:] == (os.getuid(), os.getgid())
+    assert rename_call[0] == 'rename' and rename_call[1] == chown_call[1] and rename_call[2:] == ('d', 0o750)
+    assert _mode(tmp_path / 'd') == 0o750
+
+
+def test_make_directories_removes_temp_directories_of_killed_runs(tmp_path):
+    stale = tmp_path / '.certs.abcd1234.tmp'
+    stale.mkdir()
+    keep = tmp_path / '.certs.notatemp'
+    keep.mkdir()
+    full = tmp_path / '.certs.wxyz9876.tmp'
+    full.mkdir()
+    (full / 'something').write_text('x')  # not empty: never removed
+    fileio.make_directories(str(tmp_path / 'certs'))
+    assert sorted(os.listdir(str(tmp_path))) == ['.certs.notatemp', '.certs.wxyz9876.tmp', 'certs']
+
+
+def test_make_directories_refuses_a_file_in_the_way(tmp_path):
+    (tmp_path / 'a').write_text('x')
+    with pytest.raises(ESTError) as info:
+        fileio.make_directories(str(tmp_path / 'a' / 'b'))
+    assert info.value.kind == 'host_state'
+    assert str(tmp_path / 'a') in info.value.message and 'not a directory' in info.value.message
+    assert os.listdir(str(tmp_path)) == ['a']
+
+
+def test_make_directories_failure_leaves_nothing(tmp_path, monkeypatch):
+    def refuse(path, uid, gid):
+        raise OSError(1, 'Operation not permitted')
+
+    monkeypatch.setattr(os, 'chown', refuse)
+    with pytest.raises(ESTError) as info:
+        fileio.make_directories(str(tmp_path / 'a'), 0o755, 12345, 12345)
+    assert info.value.kind == 'host_state'
+    assert 'cannot create the directory %s: Operation not permitted' % (tmp_path / 'a') in info.value.message
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_make_directories_made_meanwhile_by_someone_else(tmp_path, monkeypatch):
+    real_mkdtemp = tempfile.mkdtemp
+
+    def racing(*args, **kwargs):
+        made = real_mkdtemp(*args, **kwargs)
+        (tmp_path / 'a').mkdir()
+        (tmp_path / 'a' / 'theirs').write_text('x')
+        return made
+
+    monkeypatch.setattr(tempfile, 'mkdtemp', racing)
+    assert fileio.make_directories(str(tmp_path / 'a')) == []
+    assert os.listdir(str(tmp_path)) == ['a'] and os.listdir(str(tmp_path / 'a')) == ['theirs']
+
+
+def test_make_directories_relative(tmp_path, monkeypatch):
+    monkeypatch.chdir(str(tmp_path))
+    assert fileio.make_directories(os.path.join('x', 'y')) == [str(tmp_path / 'x'), str(tmp_path / 'x' / 'y')]
