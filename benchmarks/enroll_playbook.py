@@ -47,6 +47,7 @@ def main():
     parser.add_argument('--hosts', type=int, default=10)
     parser.add_argument('--forks', type=int, default=5)
     parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument('--profile', action='store_true', help='one more rerun, printing the seconds of each task')
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix='pki-est-playbook-bench-')
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, '.build', 'collections'),
@@ -85,6 +86,11 @@ def main():
             rerun = min(rerun, _run(enroll, env))
             floor = min(floor, _run(floor_cmd, env))
         rerun_requests = collections.Counter(r['op'] for r in lab.requests())
+        if args.profile:
+            profiled = dict(env, ANSIBLE_CALLBACK_PLUGINS=os.path.join(ROOT, 'benchmarks', 'callbacks'),
+                            ANSIBLE_CALLBACKS_ENABLED='tasktime')
+            proc = subprocess.run(enroll, env=profiled, capture_output=True, text=True, check=True)
+            print('\n'.join(proc.stdout.splitlines()[-40:]))
     print('machine: %s, %d CPUs, Python %s' % (platform.platform(), os.cpu_count(), platform.python_version()))
     print('hosts: %d, forks: %d, best of %d for floor and rerun' % (args.hosts, args.forks, args.repeat))
     print('%-6s %8s %11s %8s  %s' % ('run', 'wall s', 's per host', 'x floor', 'requests'))
