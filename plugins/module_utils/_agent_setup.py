@@ -28,7 +28,7 @@ import zipfile
 
 from .agent import CONFIG_VERSION, ConfigError, check_config
 from .errors import ESTError
-from .fileio import _crash_point as crash_point, atomic_write  # the crash tests' fault point
+from .fileio import atomic_write, crash_point
 
 ENGINE_DIR = 'pki_est_engine'
 ENTRY_NAME = 'pki-est-agent'

@@ -51,6 +51,13 @@ ENROLLMENT_ARGUMENT_SPEC = dict(
     pkcs12_passphrase=dict(type='str', no_log=True),
 )
 
+# A key in a PKCS#11 token (or a TPM through tpm2-pkcs11) instead of private_key_path; doc fragment pki.est.token_key.
+TOKEN_KEY_ARGUMENT_SPEC = dict(
+    private_key_uri=dict(type='str', no_log=False),
+    pkcs11_module=dict(type='path'),
+    pin=dict(type='str', no_log=True),
+)
+
 
 def common_options(module, wanted=None, **extra):
     """The :class:`~.enroll.Options` keyword arguments every enrollment module shares."""
@@ -101,7 +108,9 @@ def enrollment_module(extra_spec=None, subject=True, require_pair=True, **module
     module = AnsibleModule(argument_spec=spec, required_by=CONNECTION_REQUIRED_BY, add_file_common_args=True,
                            supports_check_mode=True, **module_kwargs)
     if require_pair:
-        missing = [name for name in ('path', 'private_key_path') if not module.params[name]]
+        # A key in a token (private_key_uri, where the module takes it) stands in for the key file.
+        missing = [name for name in ('path', 'private_key_path') if not module.params[name]
+                   and not (name == 'private_key_path' and module.params.get('private_key_uri'))]
         if missing:
             module.fail_json(msg='missing required arguments: %s' % ', '.join(missing), error_kind='invalid_input')
     return module
@@ -114,9 +123,37 @@ def run_module(module, readable=(), wanted=None, **option_kwargs):
         kwargs = common_options(module, wanted=wanted, **option_kwargs)
     except ESTError as exc:
         fail(module, exc)
-    _exit_if_unchanged(module, kwargs)
     from .enroll import Options
+    if module.params.get('private_key_uri'):
+        _run_with_token_key(module, kwargs)
+    _exit_if_unchanged(module, kwargs)
     run_enrollment(module, Options(**kwargs))
+
+
+def _run_with_token_key(module, kwargs):
+    """Enroll with the key ``private_key_uri`` names in a PKCS#11 token: signed there, never written anywhere.
+
+    A missing key, a rekey or another key type makes a new key in the token under ``<label>.pending``,
+    which takes the label (the old key is destroyed) only once its certificate verified
+    (:class:`~.tokenkeys.TokenKeyStore`). Renewal re-enrolls with HTTP Basic over server-authenticated
+    TLS (``/simpleenroll``): Python's TLS cannot present a client key held in a token, so
+    ``/simplereenroll`` with the current certificate is not possible (docs/hardware-keys.md).
+    """
+    from .enroll import Options
+    from . import tokenkeys
+    params = module.params
+    for name in ('pkcs12_path', 'client_key_path'):
+        if params.get(name):
+            module.fail_json(msg='%s cannot be used with private_key_uri: the key does not leave the token' % name,
+                             error_kind='invalid_input')
+    try:
+        ref = tokenkeys.TokenRef.from_params(uri=params['private_key_uri'], pkcs11_module=params.get('pkcs11_module'),
+                                             pin=params.get('pin'))
+        with tokenkeys.session(ref, rw=True) as session:
+            kwargs.update(key_path=None, reenroll='never', external_keys=tokenkeys.TokenKeyStore(session, ref))
+            run_enrollment(module, Options(**kwargs))  # exits the module, inside the session
+    except ESTError as exc:
+        fail(module, exc)
 
 
 def _exit_if_unchanged(module, kwargs):

@@ -183,6 +183,9 @@ def sign_raw(data, signer, public_key=None):
     (then ``public_key`` is required and says the algorithm; see the module documentation).
     """
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+    from .keys import ExternalKey
+    if isinstance(signer, ExternalKey):  # a key in a token: its signing callable and public key
+        return sign_raw(data, signer.sign, signer.public_key())
     if callable(signer) and not hasattr(signer, 'public_key'):
         if public_key is None:
             raise ESTError('invalid_input', 'signing with a callable needs the signer public key')

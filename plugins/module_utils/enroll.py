@@ -143,7 +143,7 @@ class Options:
                  external_csr=None, renew_only=False, csr_attributes='ignore', server_keygen=False,
                  decrypt_cert_path=None, decrypt_key_path=None, pkcs12_path=None, pkcs12_passphrase=None,
                  fullcmc=False, ra_cert_path=None, ra_key_path=None, identification=None, extra_csrs=(),
-                 cmc_response_check='strict', csr_attributes_unmet='fail', pop_linking='auto'):
+                 cmc_response_check='strict', csr_attributes_unmet='fail', pop_linking='auto', external_keys=None):
         from .hoststate import Wanted
         self.cert_path = cert_path
         self.key_path = key_path
@@ -177,6 +177,8 @@ class Options:
         self.cmc_response_check = cmc_response_check
         self.csr_attributes_unmet = csr_attributes_unmet
         self.pop_linking = pop_linking
+        # A :class:`~.tokenkeys.TokenKeyStore` (the key in a PKCS#11 token) instead of the key file ``key_path``.
+        self.external_keys = external_keys
 
 
 class Enrollment:
@@ -209,7 +211,8 @@ class Enrollment:
             self.state = hoststate.inspect(opts.cert_path, None) if opts.cert_path else hoststate.HostState()
             self.action, self.reasons = self._plan_external()
             return self.action, self.reasons
-        if not opts.force:
+        if not opts.force and opts.external_keys is None:
+            # A token key is compared with the certificate on every run: the record knows only files.
             from . import statecache
             self.cached_facts = statecache.unchanged(opts.cert_path, opts.key_path, opts.chain_path, opts.wanted,
                                                      (opts.fullchain_path, opts.pkcs12_path))
@@ -222,15 +225,18 @@ class Enrollment:
         """Plan from the key, certificate and pending files as they are now."""
         from . import hoststate
         opts = self.options
-        self.state = hoststate.inspect(opts.cert_path, opts.key_path, opts.chain_path, (opts.fullchain_path, opts.pkcs12_path))
+        self.state = hoststate.inspect(opts.cert_path, opts.key_path, opts.chain_path, (opts.fullchain_path, opts.pkcs12_path),
+                                       external_keys=opts.external_keys)
         self.action, self.reasons = hoststate.decide(self.state, opts.wanted, force=opts.force, reenroll=opts.reenroll,
                                                      invalid_certificate=opts.invalid_certificate)
         if opts.renew_only and self.action == 'enroll':
             raise ESTError('host_state', 'there is no valid certificate to renew at %s (%s); enroll first'
                            % (opts.cert_path, '; '.join(self.reasons)))
-        if self.action == 'none' and self.state.debris:
+        if self.action == 'none' and (self.state.debris or self.state.token_debris):
             self.action = 'clean'
-            self.reasons = ['an interrupted run left %s' % ', '.join(self.state.debris)]
+            self.reasons = ['an interrupted run left %s' % ', '.join(
+                self.state.debris + (['a new key in the token (%s.pending)' % opts.external_keys.label]
+                                     if self.state.token_debris else []))]
         if self.action == 'none' and self._missing_outputs():
             self.action = 'complete'
             self.reasons = self._output_reasons
@@ -353,13 +359,19 @@ class Enrollment:
             return self._run_repair()
         return self._run_planned()
 
+    def _remove_debris(self):
+        for path in self.state.debris:
+            self.files.remove(path)
+        if self.state.token_debris:
+            self.options.external_keys.discard_pending()
+            self.state.token_debris = False
+
     def _run_repair(self):
         """Finish what an interrupted run left (a staged pair to install, debris), then what is still due."""
         from .hoststate import pending_paths
         from .install import recover
         repaired = list(self.reasons)
-        for path in self.state.debris:
-            self.files.remove(path)
+        self._remove_debris()
         recovered = None
         if self.action == 'recover':
             recovered = recover(self.files, self.options, self.state)
@@ -379,8 +391,7 @@ class Enrollment:
 
     def _run_planned(self):
         """Enroll, renew, resume or complete as planned."""
-        for path in self.state.debris:
-            self.files.remove(path)
+        self._remove_debris()
         if self.action == 'complete':
             return self._run_complete()
         if self.action != 'resume':
@@ -389,7 +400,7 @@ class Enrollment:
             return self._run_server_keygen()
         from .hoststate import PendingState, pending_paths
         from .install import install
-        from .keys import generate_private_key, private_key_pem
+        from .keys import private_key_pem
         from .csr import csr_der, csr_pem, load_csr
         opts, state = self.options, self.state
         paths = pending_paths(opts.cert_path)
@@ -415,7 +426,7 @@ class Enrollment:
             self._transport(operation)
             requirements = self._csr_requirements(operation, previous)
             new_key = self.new_key_needed(requirements)
-            key = generate_private_key(self._new_key_type(requirements)) if new_key else state.key
+            key = self._new_key(self._new_key_type(requirements)) if new_key else state.key
             linked = self._linking(operation, requirements)
             csr = self._build_csr(key, operation, previous, requirements, linked=linked)
             attempts = 1
@@ -439,7 +450,7 @@ class Enrollment:
                 import base64
                 record.cmc_token = base64.b64encode(self.cmc_query[0]).decode('ascii')
                 record.transaction_id = self.cmc_query[1]
-            if new_key and self.action != 'resume':
+            if new_key and self.action != 'resume' and opts.external_keys is None:  # a token key is in the token
                 self.files.write(paths['key'], private_key_pem(key), 0o600, secret=True)
             self.files.write(paths['state'], record.to_json(), 0o600)
             result = self._result(True, 'pending', previous)
@@ -465,6 +476,13 @@ class Enrollment:
         if opts.extra_csrs:
             result['extra_certificates'] = self.extra_certificates
         return result
+
+    def _new_key(self, key_type):
+        """A new private key: generated here, or in the token under its pending label."""
+        if self.options.external_keys is not None:
+            return self.options.external_keys.create_pending(key_type)
+        from .keys import generate_private_key
+        return generate_private_key(key_type)
 
     def _linking(self, operation, requirements):
         """Whether this request is linked to its TLS session (RFC 7030 3.5, see :mod:`.linking`).
@@ -548,6 +566,9 @@ class Enrollment:
         else:
             extra = []
         password = challenge if challenge is not None else self.options.challenge_password
+        from .keys import ExternalKey
+        if isinstance(key, ExternalKey):
+            return _token_signed_csr(key, pairs, sans, _ku_names(key_usage), eku, password, extra)
         return build_csr(key, pairs, sans, _ku_names(key_usage), eku, password, hash_name, extra_extensions=extra)
 
     def _requested_extensions(self, req, sans, key_usage, eku):
@@ -779,6 +800,8 @@ class Enrollment:
             return
         self.files.remove(paths['state'])
         self.files.remove(paths['key'])
+        if self.options.external_keys is not None and self.state.pending is not None and self.state.pending.new_key:
+            self.options.external_keys.discard_pending()
         exc.message += '; the pending request was discarded, the next run sends a new one'
         exc.args = (exc.message,)
 
@@ -867,6 +890,17 @@ class Enrollment:
             facts['subject_alt_name'] = extension_values(cert)['sans']
             result.update(facts)
         return result
+
+
+def _token_signed_csr(key, pairs, sans, key_usage, eku, password, extra):
+    """A CSR for a key in a token: built by ``cryptography`` with a throwaway key, then given the token's
+    public key and signed in the token (:func:`.csr_asn1.rebuild_csr`; SHA-256 with RSA or ECDSA)."""
+    from .csr import build_csr, csr_der, load_csr
+    from .csr_asn1 import rebuild_csr
+    from .keys import generate_private_key
+    draft = build_csr(generate_private_key('ec-p256'), pairs, sans, key_usage, eku, password, extra_extensions=extra)
+    der = rebuild_csr(csr_der(draft), key, public_key=key.public_key())
+    return load_csr(der, 'CSR signed in the token with %s' % key.uri)  # its signature must verify
 
 
 def _refusal_path(cert_path):

@@ -28,6 +28,11 @@ ERROR_KINDS = (
     'key_store',                # a private key could not be read, written or used
     'host_state',               # files on the host are inconsistent or unreadable
     'verification',             # an issued certificate failed our checks
+    # PKCS#11 tokens (tokenkeys.py, the tpm_key module, enrollment with token keys):
+    'token_library',            # the PKCS#11 library is missing, not loadable, or not a PKCS#11 library
+    'token_not_found',          # no token with that label / slot (the message lists the tokens there are)
+    'token_login',              # wrong PIN, PIN locked or not initialised, or no PIN given
+    'key_conflict',             # a token key under that label / id exists but is not the one asked for
     # (modules also report 'internal' for a failure outside this list, with the traceback only at -vvv)
 )
 

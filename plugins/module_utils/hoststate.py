@@ -141,13 +141,15 @@ class HostState:
         self.pending_key = None
         self.staged = []        # the verified certificate and chain of an interrupted installation
         self.debris = []        # files a killed run left behind that carry nothing: removed by the next run
+        self.token_debris = False  # a pending key in a token that nothing needs (see _inspect_pending_token_key)
 
 
-def inspect(cert_path, key_path, chain_path=None, outputs=()):
+def inspect(cert_path, key_path, chain_path=None, outputs=(), external_keys=None):
     """Read what is on disk. Unreadable files are reported in ``*_error``, not raised.
 
     ``outputs`` are the other files the job writes (full chain, PKCS#12): temp files a killed
-    run left beside them are debris too.
+    run left beside them are debris too. ``external_keys`` (a :class:`~.tokenkeys.TokenKeyStore`)
+    holds the key and the pending key in a token instead of ``key_path`` and the pending key file.
     """
     from .codecs import load_pem_certs
     from .keys import load_private_key
@@ -171,12 +173,14 @@ def inspect(cert_path, key_path, chain_path=None, outputs=()):
                 state.chain = load_pem_certs(chain_data, 'chain %s' % chain_path)
             except ESTError:
                 state.chain = []
+    if external_keys is not None:
+        state.key = external_keys.current
     if cert_path:
-        _inspect_pending(state, cert_path, (key_path, chain_path) + tuple(outputs))
+        _inspect_pending(state, cert_path, (key_path, chain_path) + tuple(outputs), external_keys)
     return state
 
 
-def _inspect_pending(state, cert_path, other_paths):
+def _inspect_pending(state, cert_path, other_paths, external_keys=None):
     """A pending request, an installation to finish, and what killed runs left that carries nothing."""
     from .codecs import load_pem_certs
     from .fileio import stale_temp_files
@@ -192,7 +196,9 @@ def _inspect_pending(state, cert_path, other_paths):
     pending_data = read_bytes(paths['state'])
     if pending_data is not None:
         state.pending = PendingState.from_json(pending_data, paths['state'])
-    if key_data is not None:
+    if external_keys is not None:
+        _inspect_pending_token_key(state, external_keys)
+    elif key_data is not None:
         needed = state.staged or (state.pending is not None and state.pending.new_key)
         try:
             state.pending_key = load_private_key(key_data, 'the pending key %s' % paths['key'])
@@ -208,6 +214,19 @@ def _inspect_pending(state, cert_path, other_paths):
                        'pending file to start over' % (paths['state'], paths['key']))
     state.debris.extend(stale_temp_files([cert_path, paths['state'], paths['key'], paths['staged'],
                                           cert_path + '.est.json'] + [p for p in other_paths if p]))
+
+
+def _inspect_pending_token_key(state, external_keys):
+    """The pending key in a token: kept when a staged certificate or a pending request needs it, else debris."""
+    pending_key = external_keys.pending
+    needed = state.staged or (state.pending is not None and state.pending.new_key)
+    if pending_key is not None and needed:
+        state.pending_key = pending_key
+    elif pending_key is not None:
+        state.token_debris = True  # a new key whose run died before a verified answer: destroyed by the next run
+    elif state.pending is not None and state.pending.new_key and not state.staged:
+        raise ESTError('host_state', 'the pending request needs its new key in the token, which is gone; remove the '
+                       'pending file to start over')
 
 
 def differences(cert, wanted):

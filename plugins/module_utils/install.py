@@ -50,7 +50,10 @@ def apply(files, options, cert, chain, key, new_key, only_missing=()):
     if due(opts.chain_path):
         files.write(opts.chain_path, certs_to_pem(chain), opts.cert_mode)
     if new_key and not only_missing:
-        files.write(opts.key_path, private_key_pem(key), opts.key_mode, secret=True)
+        if getattr(opts, 'external_keys', None) is not None:
+            opts.external_keys.promote()  # a token key: the new key takes the label, the old one goes
+        else:
+            files.write(opts.key_path, private_key_pem(key), opts.key_mode, secret=True)
     if not only_missing:
         files.write(opts.cert_path, certs_to_pem([cert]), opts.cert_mode)
     if due(opts.fullchain_path):
@@ -70,7 +73,9 @@ def finish(files, cert_path):
 def install(files, options, cert, chain, key, new_key, key_staged=False):
     """All three phases: ``cert`` (verified) with ``chain`` replaces the live pair."""
     if options.cert_path:
-        stage(files, options.cert_path, cert, chain, key if new_key else None, key_staged)
+        # A new key in a token is already where it belongs (under its pending label): only the certificate is staged.
+        token = getattr(options, 'external_keys', None) is not None
+        stage(files, options.cert_path, cert, chain, key if new_key and not token else None, key_staged)
     apply(files, options, cert, chain, key, new_key)
     if options.cert_path:
         finish(files, options.cert_path)

@@ -138,3 +138,24 @@ def keys_match(private_key, cert):
     """True when ``cert`` carries the public half of ``private_key``."""
     from .codecs import public_key_der
     return public_key_der(private_key.public_key()) == public_key_der(cert.public_key())
+
+
+class ExternalKey:
+    """A private key this process cannot read: held in a PKCS#11 token or a TPM (see :mod:`.tokenkeys`).
+
+    It offers what the engine needs of a key: :meth:`public_key` (a ``cryptography`` public key)
+    and ``sign(data) -> signature`` (the token hashes or is handed the SHA-256 digest; ECDSA
+    signatures come back as r||s and are DER-encoded where they are used, see ``cmc.sign_raw``).
+    ``uri`` names the key (a ``pkcs11:`` URI) in messages. Nothing of the key is ever written.
+    """
+
+    def __init__(self, public_key, sign, uri):
+        self._public_key = public_key
+        self.sign = sign
+        self.uri = uri
+
+    def public_key(self):
+        return self._public_key
+
+    def __repr__(self):
+        return 'ExternalKey(%s)' % self.uri

@@ -39,6 +39,7 @@ extends_documentation_fragment:
   - pki.est.connection
   - pki.est.enrollment
   - pki.est.csr_attributes
+  - pki.est.token_key
   - ansible.builtin.files
 attributes:
   check_mode:
@@ -141,6 +142,18 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Enroll with a key kept in a TPM (created with pki.est.tpm_key), renewed with HTTP Basic
+  pki.est.est_enroll:
+    url: https://est.example.com:8443
+    ca_path: /etc/pki/est/ca.pem
+    username: "{{ est_user }}"
+    password: "{{ est_password }}"
+    private_key_uri: "pkcs11:token=host;object=device-id"
+    pkcs11_module: /usr/lib/x86_64-linux-gnu/libtpm2_pkcs11.so.1
+    pin: "{{ tpm_user_pin }}"
+    common_name: device-42.example.com
+    path: /etc/pki/est/device-id.crt
+
 - name: Enroll this host with HTTP Basic credentials
   pki.est.est_enroll:
     url: https://est.example.com:8443
@@ -267,7 +280,7 @@ chain_pem:
   type: str
 """
 
-from ansible_collections.pki.est.plugins.module_utils._enroll_module import enrollment_module, run_module
+from ansible_collections.pki.est.plugins.module_utils._enroll_module import TOKEN_KEY_ARGUMENT_SPEC, enrollment_module, run_module
 from ansible_collections.pki.est.plugins.module_utils._module import fail
 from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
 
@@ -283,14 +296,17 @@ def main():
             csr_attributes_unmet=dict(type='str', default='fail', choices=['fail', 'warn']),
             csr_path=dict(type='path'),
             csr_content=dict(type='str'),
+            **TOKEN_KEY_ARGUMENT_SPEC
         ),
         require_pair=False,
-        mutually_exclusive=[('csr_path', 'csr_content'), ('csr_path', 'private_key_path'), ('csr_content', 'private_key_path')],
+        mutually_exclusive=[('csr_path', 'csr_content'), ('csr_path', 'private_key_path'), ('csr_content', 'private_key_path'),
+                            ('private_key_uri', 'private_key_path'), ('private_key_uri', 'csr_path'),
+                            ('private_key_uri', 'csr_content')],
         required_one_of=[('path', 'csr_path', 'csr_content')],
     )
     params = module.params
-    if params['path'] and not (params['private_key_path'] or params['csr_path'] or params['csr_content']):
-        module.fail_json(msg='path needs private_key_path (or csr_path / csr_content for a CSR made elsewhere)',
+    if params['path'] and not (params['private_key_path'] or params['private_key_uri'] or params['csr_path'] or params['csr_content']):
+        module.fail_json(msg='path needs private_key_path or private_key_uri (or csr_path / csr_content for a CSR made elsewhere)',
                          error_kind='invalid_input')
     try:
         external = _external_csr(params)

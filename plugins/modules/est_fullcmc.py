@@ -33,6 +33,7 @@ author:
 extends_documentation_fragment:
   - pki.est.connection
   - pki.est.enrollment
+  - pki.est.token_key
   - ansible.builtin.files
 attributes:
   check_mode:
@@ -222,7 +223,7 @@ cmc_fail_info:
   type: str
 """
 
-from ansible_collections.pki.est.plugins.module_utils._enroll_module import enrollment_module, run_module
+from ansible_collections.pki.est.plugins.module_utils._enroll_module import TOKEN_KEY_ARGUMENT_SPEC, enrollment_module, run_module
 from ansible_collections.pki.est.plugins.module_utils._module import fail
 from ansible_collections.pki.est.plugins.module_utils.csr import load_csr
 from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
@@ -236,8 +237,10 @@ def main():
             identification=dict(type='str'),
             extra_csrs=dict(type='list', elements='str'),
             cmc_response_check=dict(type='str', default='strict', choices=['strict', 'lenient']),
+            **TOKEN_KEY_ARGUMENT_SPEC
         ),
         required_together=[('ra_cert_path', 'ra_key_path')],
+        mutually_exclusive=[('private_key_uri', 'private_key_path')],
     )
     params = module.params
     try:

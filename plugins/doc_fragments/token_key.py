@@ -1,0 +1,37 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pki.est developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+
+    # A key in a PKCS#11 token or a TPM instead of a key file (est_enroll).
+    DOCUMENTATION = r'''
+options:
+  private_key_uri:
+    description:
+      - A C(pkcs11:) URI (RFC 7512) of a private key in a PKCS#11 token - SoftHSM2, an HSM, a smart card, or a TPM 2.0
+        through tpm2-pkcs11 - to use instead of O(private_key_path), for example
+        C(pkcs11:token=host;object=web) or the RV(pki.est.tpm_key#module:uri) that M(pki.est.tpm_key) returns.
+      - The request is signed inside the token, the issued certificate must carry the token's public key, and
+        nothing about the key is written anywhere (no key file, no pending key, no PKCS#12).
+      - The key is used as it is - it must exist (M(pki.est.tpm_key) creates it) and match O(key_type) when that is
+        set; a new key is made with M(pki.est.tpm_key) under another label.
+      - Renewal sends C(/simpleenroll) for the same key, authenticated with O(username) and O(password), because the
+        TLS client key of a C(/simplereenroll) would have to be in the token, which Python's TLS cannot use.
+      - The token is opened on every run (the decision record only describes files).
+    type: str
+  pkcs11_module:
+    description:
+      - The PKCS#11 library of the token, for example C(/usr/lib/softhsm/libsofthsm2.so) or
+        C(/usr/lib/x86_64-linux-gnu/libtpm2_pkcs11.so.1), when O(private_key_uri) has no C(module-path).
+    type: path
+  pin:
+    description:
+      - The token's user PIN. Without it, the C(pin-source) or C(pin-value) of O(private_key_uri), else the
+        environment variable E(PKI_EST_PKCS11_PIN) of the module's process.
+    type: str
+'''

@@ -1,0 +1,152 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pki.est developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""est_enroll with a key that never leaves a PKCS#11 token (SoftHSM2, and a TPM through tpm2-pkcs11), against the
+lab server over real TLS: tpm_key makes the key, est_enroll signs the request in the token, the certificate carries
+the token's public key, renewal keeps the key, a server fault changes nothing, and nothing about the key is on disk."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+
+import pytest
+
+from support.softhsm import softhsm_available, softhsm_token
+from support.tpm import tpm_token  # noqa: F401  pylint: disable=unused-import
+
+PASSWORD = 's3cret-Pa55'
+PIN = '1234-user'
+
+
+def _public_der(pem):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography import x509
+    if b'CERTIFICATE' in pem:
+        key = x509.load_pem_x509_certificate(pem).public_key()
+    else:
+        key = serialization.load_pem_public_key(pem)
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _lifecycle(runner, lab, work, module_path, token_label, pin, algorithm):
+    spec = dict(pkcs11_module=module_path, token_label=token_label, pin=pin, label='web', algorithm=algorithm)
+    key, _run = runner.call('pki.est.tpm_key', spec)
+    assert key['changed'] and not key.get('failed'), key
+    enroll = dict(url=lab.url, ca_path=lab.ca_path, username='alice', password=PASSWORD, private_key_uri=key['uri'],
+                  pkcs11_module=module_path, pin=pin, common_name='web.example.test',
+                  subject_alt_name=['DNS:web.example.test'], path=str(work / 'web.crt'), chain_path=str(work / 'chain.pem'))
+    # Check mode: would enroll, sends nothing but the token look-up.
+    result, _run = runner.call('pki.est.est_enroll', enroll, check=True)
+    assert result['changed'] and result['action'] == 'enroll' and not (work / 'web.crt').exists(), result
+    lab.clear_requests()
+    result, run = runner.call('pki.est.est_enroll', enroll)
+    assert result['action'] == 'enrolled' and result['changed'], result
+    assert pin not in run.stdout
+    cert_pem = (work / 'web.crt').read_bytes()
+    assert _public_der(cert_pem) == _public_der(key['public_key'].encode('ascii'))
+    # Nothing about the key on disk: no key file, no pending key, no PEM private key anywhere under work.
+    for name in os.listdir(str(work)):
+        assert b'PRIVATE KEY' not in (work / name).read_bytes(), name
+    assert [r['op'] for r in lab.requests() if r['op'] != 'cacerts'] == ['simpleenroll']
+    # A rerun: the token is opened, the certificate is current, no request.
+    lab.clear_requests()
+    result, _run = runner.call('pki.est.est_enroll', enroll)
+    assert result['action'] == 'none' and not result['changed'] and lab.requests() == [], result
+    # Server faults during a renewal (an error, a certificate from another CA): nothing changes, the key stays.
+    for fault in ('http500', 'other_ca'):
+        lab.set_fault('simpleenroll', fault, 1)
+        result, _run = runner.call('pki.est.est_enroll', dict(enroll, force=True))
+        assert result['failed'] and not result['changed'], (fault, result)
+        assert (work / 'web.crt').read_bytes() == cert_pem
+    lab.clear_faults()
+    # Renewal (forced): /simpleenroll with HTTP Basic for the same token key.
+    lab.clear_requests()
+    result, _run = runner.call('pki.est.est_enroll', dict(enroll, force=True))
+    assert result['action'] == 'renewed' and result['changed'], result
+    renewed = (work / 'web.crt').read_bytes()
+    assert renewed != cert_pem and _public_der(renewed) == _public_der(cert_pem)
+    assert [r['op'] for r in lab.requests() if r['op'] != 'cacerts'] == ['simpleenroll']
+    # Rekey (another key type): a new key in the token under <label>.pending; the label moves to it, and the old
+    # key goes, only once the certificate verified.
+    other = 'ec-p384' if algorithm != 'ec-p384' else 'ec-p256'
+    lab.clear_requests()
+    result, _run = runner.call('pki.est.est_enroll', dict(enroll, key_type=other))
+    assert result['action'] == 'rekeyed' and result['changed'], result
+    rekeyed = (work / 'web.crt').read_bytes()
+    assert _public_der(rekeyed) != _public_der(renewed)
+    after, _run = runner.call('pki.est.tpm_key', dict(pkcs11_module=module_path, token_label=token_label, pin=pin,
+                                                      label='web', algorithm=other))
+    assert not after['changed'] and _public_der(after['public_key'].encode('ascii')) == _public_der(rekeyed), after
+    gone, _run = runner.call('pki.est.tpm_key', dict(pkcs11_module=module_path, token_label=token_label, pin=pin,
+                                                     label='web.pending', state='absent'))
+    assert not gone['changed'], 'the pending label is gone after the rekey'
+    result, _run = runner.call('pki.est.est_enroll', dict(enroll, key_type=other))
+    assert result['action'] == 'none', result
+    for name in os.listdir(str(work)):
+        assert b'PRIVATE KEY' not in (work / name).read_bytes(), name
+    # The private value cannot be read from the token.
+    assert key['extractable'] is False
+    return key
+
+
+@pytest.mark.skipif(not softhsm_available(), reason='softhsm2 is not installed (make test installs it)')
+@pytest.mark.parametrize('algorithm', ['ec-p256', 'rsa-2048'])
+def test_enroll_and_renew_with_a_softhsm_key(runner, lab, tmp_path, monkeypatch, algorithm):
+    with softhsm_token(tmp_path / 'softhsm', label='host', pin=PIN) as token:
+        for name, value in token.env.items():
+            monkeypatch.setenv(name, value)
+        work = tmp_path / 'work'
+        work.mkdir()
+        _lifecycle(runner, lab, work, token.module_path, 'host', PIN, algorithm)
+
+
+def test_enroll_and_renew_with_a_tpm_key(runner, lab, tmp_path, monkeypatch, tpm_token):  # noqa: F811
+    for name, value in tpm_token.full_env(os.environ).items():
+        monkeypatch.setenv(name, value)
+    work = tmp_path / 'work'
+    work.mkdir()
+    _lifecycle(runner, lab, work, tpm_token.module_path, tpm_token.token_label, tpm_token.pin, 'ec-p256')
+
+
+def test_token_errors_are_clean(runner, lab, tmp_path, monkeypatch):
+    if not softhsm_available():
+        pytest.skip('softhsm2 is not installed (make test installs it)')
+    with softhsm_token(tmp_path / 'softhsm', label='host', pin=PIN) as token:
+        for name, value in token.env.items():
+            monkeypatch.setenv(name, value)
+        base = dict(url=lab.url, ca_path=lab.ca_path, username='alice', password=PASSWORD, pkcs11_module=token.module_path,
+                    pin=PIN, common_name='web.example.test', path=str(tmp_path / 'web.crt'))
+        cases = [
+            (dict(private_key_uri='pkcs11:token=host;id=%01'), 'invalid_input', 'object='),
+            (dict(private_key_uri='pkcs11:token=host;object=web', key_type='ed25519'), 'invalid_input', 'algorithm'),
+            (dict(private_key_uri='pkcs11:token=host;object=web', pin='wrong-pin'), 'token_login', ''),
+            (dict(private_key_uri='pkcs11:token=elsewhere;object=web'), 'token_not_found', ''),
+            (dict(private_key_uri='pkcs11:token=host;object=web', pkcs11_module='/nonexistent/libnothing.so'), 'token_library', ''),
+            (dict(private_key_uri='pkcs11:token=host;object=web', pkcs12_path=str(tmp_path / 'x.p12')), 'invalid_input', ''),
+        ]
+        lab.clear_requests()
+        for extra, kind, text in cases:
+            result, run = runner.call('pki.est.est_enroll', dict(base, **extra))
+            assert result['failed'] and result['error_kind'] == kind and not result['changed'], (extra, result)
+            assert text in result['msg'] and 'Traceback' not in result['msg'] and 'wrong-pin' not in run.stdout
+        assert lab.requests() == [] and not (tmp_path / 'web.crt').exists()
+
+
+@pytest.mark.skipif(not softhsm_available(), reason='softhsm2 is not installed (make test installs it)')
+def test_full_cmc_with_a_softhsm_key(runner, lab, tmp_path, monkeypatch):
+    """est_fullcmc: the PKCS#10 request and the CMC SignedData around it are both signed in the token."""
+    with softhsm_token(tmp_path / 'softhsm', label='host', pin=PIN) as token:
+        for name, value in token.env.items():
+            monkeypatch.setenv(name, value)
+        key, _run = runner.call('pki.est.tpm_key', dict(pkcs11_module=token.module_path, token_label='host', pin=PIN,
+                                                        label='cmc', algorithm='ec-p384'))
+        args = dict(url=lab.url, ca_path=lab.ca_path, username='alice', password=PASSWORD, private_key_uri=key['uri'],
+                    pkcs11_module=token.module_path, pin=PIN, common_name='cmc.example.test', path=str(tmp_path / 'cmc.crt'))
+        lab.clear_requests()
+        result, _run = runner.call('pki.est.est_fullcmc', args)
+        assert result['changed'] and result['action'] == 'enrolled', result
+        assert _public_der((tmp_path / 'cmc.crt').read_bytes()) == _public_der(key['public_key'].encode('ascii'))
+        assert 'fullcmc' in [r['op'] for r in lab.requests()]
+        result, _run = runner.call('pki.est.est_fullcmc', args)
+        assert not result['changed'] and result['action'] == 'none', result
