@@ -18,8 +18,10 @@ options:
         C(pkcs11:token=host;object=web) or the RV(pki.est.tpm_key#module:uri) that M(pki.est.tpm_key) returns.
       - The request is signed inside the token, the issued certificate must carry the token's public key, and
         nothing about the key is written anywhere (no key file, no pending key, no PKCS#12).
-      - The key is used as it is - it must exist (M(pki.est.tpm_key) creates it) and match O(key_type) when that is
-        set; a new key is made with M(pki.est.tpm_key) under another label.
+      - Name the key by label (C(object=)). When there is no key under the label yet, or a new one is needed (another
+        O(key_type)), it is made in the token under C(<label>.pending); once its certificate verified, the old key is
+        destroyed and the new one takes the label, so the old pair keeps working until then and a killed run is
+        finished by the next one. M(pki.est.tpm_key) makes keys ahead of time.
       - Renewal sends C(/simpleenroll) for the same key, authenticated with O(username) and O(password), because the
         TLS client key of a C(/simplereenroll) would have to be in the token, which Python's TLS cannot use.
       - The token is opened on every run (the decision record only describes files).
