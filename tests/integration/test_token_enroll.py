@@ -150,3 +150,18 @@ def test_full_cmc_with_a_softhsm_key(runner, lab, tmp_path, monkeypatch):
         assert 'fullcmc' in [r['op'] for r in lab.requests()]
         result, _run = runner.call('pki.est.est_fullcmc', args)
         assert not result['changed'] and result['action'] == 'none', result
+
+
+def test_tpm_init_makes_the_token(runner, tmp_path, monkeypatch, tpm_token):  # noqa: F811
+    """tpm_key with tpm_init: a token that is not there yet is made with tpm2_ptool (in the fixture's store), then used."""
+    for name, value in tpm_token.full_env(os.environ).items():
+        monkeypatch.setenv(name, value)
+    args = dict(pkcs11_module=tpm_token.module_path, token_label='made-here', pin='4321-user', label='device',
+                algorithm='ec-p256', tpm_init=True, tpm_store=str(tpm_token.store_dir), tpm_so_pin='8765-so')
+    result, run = runner.call('pki.est.tpm_key', args, check=True)
+    assert result['changed'] and result['token_created'] and not result.get('failed'), result
+    result, run = runner.call('pki.est.tpm_key', args)
+    assert result['changed'] and result['token_created'] and result['algorithm'] == 'ec-p256', result
+    assert '4321-user' not in run.stdout and '8765-so' not in run.stdout
+    result, _run = runner.call('pki.est.tpm_key', args)
+    assert not result['changed'] and not result['token_created'], result
