@@ -15,36 +15,15 @@ and nothing else beside them.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 
 import pytest
+from support.modrun import run_module as _module
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-COLLECTIONS = os.path.join(os.path.dirname(os.path.dirname(HERE)), '.build', 'collections')
 PASSWORD = 's3cret-Pa55'
 FILES = ['chain.pem', 'fullchain.pem', 'host.crt', 'host.crt.est.json', 'host.key']
-
-
-def _module(tmp_path, name, args, env=None):
-    """Run ``pki.est.<name>`` as Ansible would run it locally; ``(returncode, result dict or None)``."""
-    args_file = tmp_path / 'args.json'
-    args_file.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
-    environment = dict(os.environ, PYTHONPATH=COLLECTIONS)
-    environment.pop('PKI_EST_CRASH_AT', None)
-    environment.pop('PKI_EST_CRASH_LOG', None)
-    environment.update(env or {})
-    proc = subprocess.run([sys.executable, '-m', 'ansible_collections.pki.est.plugins.modules.' + name, str(args_file)],
-                          env=environment, capture_output=True, text=True, timeout=120, check=False)
-    try:
-        result = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else None
-    except ValueError:
-        result = None
-    return proc.returncode, result
 
 
 def _pair(work):

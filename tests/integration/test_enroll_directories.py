@@ -19,13 +19,10 @@ import re
 import shutil
 import signal
 import stat
-import subprocess
-import sys
 
 import pytest
+from support.modrun import run_module as _module
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-COLLECTIONS = os.path.join(os.path.dirname(os.path.dirname(HERE)), '.build', 'collections')
 PASSWORD = 's3cret-Pa55'
 
 
@@ -255,23 +252,6 @@ def test_role_entries_in_directories_that_do_not_exist(runner, lab, tmp_path):
 
 
 # -- crash safety ---------------------------------------------------------------------------------
-
-def _module(tmp_path, name, args, env=None):
-    """Run ``pki.est.<name>`` as Ansible would run it locally; ``(returncode, result dict or None)``."""
-    args_file = tmp_path / 'args.json'
-    args_file.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
-    environment = dict(os.environ, PYTHONPATH=COLLECTIONS)
-    environment.pop('PKI_EST_CRASH_AT', None)
-    environment.pop('PKI_EST_CRASH_LOG', None)
-    environment.update(env or {})
-    proc = subprocess.run([sys.executable, '-m', 'ansible_collections.pki.est.plugins.modules.' + name, str(args_file)],
-                          env=environment, capture_output=True, text=True, timeout=120, check=False)
-    try:
-        result = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else None
-    except ValueError:
-        result = None
-    return proc.returncode, result
-
 
 def test_killed_while_creating_directories_the_next_run_repairs(lab, tmp_path):
     """Killed at every step of a first enrollment into missing directories (directory steps included):

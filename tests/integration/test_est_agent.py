@@ -13,6 +13,8 @@ import stat
 import subprocess
 import sys
 
+from support.modrun import run_module
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 COLLECTIONS = os.path.join(os.path.dirname(os.path.dirname(HERE)), '.build', 'collections')
 ENTRY = dict(name='web', url='https://est.example.test:8443', path='/etc/pki/est/web.crt',
@@ -98,16 +100,7 @@ def test_a_config_the_agent_would_refuse_changes_nothing(runner, tmp_path):
 
 
 def _module(tmp_path, args, env=None):
-    args_file = tmp_path / 'args.json'
-    args_file.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
-    environment = dict(os.environ, PYTHONPATH=COLLECTIONS)
-    for name in ('PKI_EST_CRASH_AT', 'PKI_EST_CRASH_LOG'):
-        environment.pop(name, None)
-    environment.update(env or {})
-    proc = subprocess.run([sys.executable, '-m', 'ansible_collections.pki.est.plugins.modules.est_agent', str(args_file)],
-                          env=environment, capture_output=True, text=True, timeout=120, check=False)
-    lines = proc.stdout.strip().splitlines()
-    return proc.returncode, (json.loads(lines[-1]) if lines and lines[-1].startswith('{') else None)
+    return run_module(tmp_path, 'est_agent', args, env)
 
 
 def test_killed_at_every_step_of_an_upgrade_the_agent_keeps_working(tmp_path):

@@ -9,32 +9,18 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import contextlib
-import json
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
 from support.softhsm import softhsm_available, softhsm_token
+from support.modrun import run_module as _module
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-COLLECTIONS = os.path.join(os.path.dirname(os.path.dirname(HERE)), '.build', 'collections')
 PASSWORD = 's3cret-Pa55'
 PIN = '1234-user'
 
 pytestmark = pytest.mark.skipif(not softhsm_available(), reason='softhsm2 is not installed (make test installs it)')
-
-
-def _module(tmp_path, name, args, env):
-    args_file = tmp_path / 'args.json'
-    args_file.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
-    environment = dict(os.environ, PYTHONPATH=COLLECTIONS, **env)
-    proc = subprocess.run([sys.executable, '-m', 'ansible_collections.pki.est.plugins.modules.' + name, str(args_file)],
-                          env=environment, capture_output=True, text=True, timeout=120, check=False)
-    lines = proc.stdout.strip().splitlines()
-    return proc.returncode, (json.loads(lines[-1]) if lines and lines[-1].startswith('{') else None)
 
 
 def _spki(pem):
