@@ -46,7 +46,7 @@ _CRON_FILE = re.compile(r'^[A-Za-z0-9_-]+$')
 _ENROLL_ONLY_KEYS = frozenset(('dir', 'username', 'client_cert_path', 'client_key_path', 'wait_timeout',
                                'csr_attributes', 'backup', 'pkcs12'))
 # Secrets never reach the config, whatever the entry holds: they go to the credentials file.
-_SECRET_KEYS = frozenset(('password', 'pkcs12_passphrase'))
+_SECRET_KEYS = frozenset(('password', 'pkcs12_passphrase', 'pin'))
 _SKIPPED_KEYS = _ENROLL_ONLY_KEYS | _SECRET_KEYS | frozenset(('commands', 'restart_services', 'reload_services', 'post_renew'))
 
 
@@ -92,7 +92,7 @@ def agent_config(certificates, state_dir, metrics_path=None, credentials_path=No
 
 def check_credentials(credentials, names):
     """``credentials`` when they map certificate names (or ``*``) to username/password/pkcs12_passphrase."""
-    allowed = ('username', 'password', 'pkcs12_passphrase')
+    allowed = ('username', 'password', 'pkcs12_passphrase', 'pin')
     for name, value in (credentials or {}).items():
         if name != '*' and name not in names:
             raise ConfigError('credentials are given for %r, which names no certificate (%s)'

@@ -49,8 +49,9 @@ _CERT_KEYS = {
     'common_name': str, 'subject': dict, 'subject_alt_name': list, 'key_usage': list, 'extended_key_usage': list,
     'key_type': str, 'renew_before': str, 'rekey': bool, 'owner': (str, int), 'group': (str, int),
     'mode': str, 'key_mode': str, 'post_renew': list, 'timeout': int, 'san_policy': str,
+    'private_key_uri': str, 'pkcs11_module': str,
 }
-_REQUIRED = ('name', 'url', 'path', 'private_key_path')
+_REQUIRED = ('name', 'url', 'path')
 _TOP_KEYS = {'version': int, 'certificates': list, 'state_dir': str, 'metrics_path': str, 'credentials_path': str}
 
 
@@ -89,6 +90,9 @@ def check_config(config, path='the config'):
         for key in _REQUIRED:
             if not entry.get(key):
                 raise ConfigError('%s has no %s' % (where, key))
+        if bool(entry.get('private_key_path')) == bool(entry.get('private_key_uri')):
+            raise ConfigError('%s needs private_key_path (a key file) or private_key_uri (a key in a PKCS#11 token), '
+                              'one of them' % where)
         if entry['name'] in names:
             raise ConfigError('%s: the name %r is used twice' % (where, entry['name']))
         names.add(entry['name'])
@@ -216,6 +220,7 @@ class CertificateJob:
         self.username = mine.get('username')
         self.password = mine.get('password')
         self.pkcs12_passphrase = mine.get('pkcs12_passphrase')
+        self.pin = mine.get('pin')
 
     def wanted(self):
         from .hoststate import wanted_from
@@ -225,17 +230,21 @@ class CertificateJob:
         """The decision record's facts when nothing is due and nothing changed (no X.509 parsing), else None."""
         from .statecache import unchanged
         entry = self.entry
+        if entry.get('private_key_uri'):
+            return None  # a key in a token is compared with the certificate on every run (the record knows files only)
         return unchanged(entry['path'], entry['private_key_path'], entry.get('chain_path'), self.wanted(),
                          (entry.get('fullchain_path'), entry.get('pkcs12_path')))
 
-    def enrollment(self, force=False):
+    def enrollment(self, force=False, external_keys=None):
         from .enroll import Enrollment, Options
         entry = self.entry
         options = Options(
-            cert_path=entry['path'], key_path=entry['private_key_path'], chain_path=entry.get('chain_path'),
+            cert_path=entry['path'], key_path=entry.get('private_key_path'), chain_path=entry.get('chain_path'),
             fullchain_path=entry.get('fullchain_path'), intermediates_path=entry.get('intermediates_path'),
             wanted=self.wanted(), key_type=entry.get('key_type'), rekey=bool(entry.get('rekey')), force=force,
-            reenroll='auto', renew_only=True, san_policy=entry.get('san_policy') or 'fail',
+            # A key in a token renews with /simpleenroll and HTTP Basic: Python's TLS cannot use it as a client key.
+            reenroll='never' if external_keys is not None else 'auto', renew_only=True,
+            san_policy=entry.get('san_policy') or 'fail', external_keys=external_keys,
             key_mode=_mode(entry.get('key_mode'), 0o600), cert_mode=_mode(entry.get('mode'), None),
             pkcs12_path=entry.get('pkcs12_path'), pkcs12_passphrase=self.pkcs12_passphrase,
         )
@@ -252,17 +261,29 @@ class CertificateJob:
             if facts is not None:
                 return Outcome(self.name, 'ok', 'nothing to do: %s, valid until %s' % (facts.get('subject'), facts.get('not_after')),
                                _utc(facts['not_after']))
+        import contextlib
         try:
-            job, files = self.enrollment(force=force)
-            action, reasons = job.plan()
-            if check:
-                return self._checked(job, action, reasons)
-            result = job.run()
+            with contextlib.ExitStack() as stack:
+                job, files = self.enrollment(force=force, external_keys=self._token_keys(stack))
+                action, reasons = job.plan()
+                if check:
+                    return self._checked(job, action, reasons)
+                result = job.run()
         except ESTError as exc:
             return self._failed(exc)
         except (OSError, ValueError, TypeError, KeyError) as exc:
             return Outcome(self.name, 'failed', 'unexpected %s: %s' % (type(exc).__name__, exc))
         return self._after(job, result, files)
+
+    def _token_keys(self, stack):
+        """The :class:`~.tokenkeys.TokenKeyStore` of an entry whose key is in a token (open while the job runs), or None."""
+        uri = self.entry.get('private_key_uri')
+        if not uri:
+            return None
+        from . import tokenkeys
+        ref = tokenkeys.TokenRef.from_params(uri=uri, pkcs11_module=self.entry.get('pkcs11_module'), pin=self.pin)
+        session = stack.enter_context(tokenkeys.session(ref, rw=True))
+        return tokenkeys.TokenKeyStore(session, ref)
 
     def _checked(self, job, action, reasons):
         facts = job._result(False, action, job.state.cert) if job.state is not None else dict(job.cached_facts or {})  # pylint: disable=protected-access

@@ -229,7 +229,10 @@ class Enrollment:
                                        external_keys=opts.external_keys)
         self.action, self.reasons = hoststate.decide(self.state, opts.wanted, force=opts.force, reenroll=opts.reenroll,
                                                      invalid_certificate=opts.invalid_certificate)
-        if opts.renew_only and self.action == 'enroll':
+        # renew_only (the agent): a renewal needs a valid pair; with reenroll=never (a token key) a renewal is an 'enroll'.
+        if opts.renew_only and self.action == 'enroll' and not (
+                opts.reenroll == 'never' and self.state.cert is not None and self.state.key is not None
+                and self._current_pair_valid()):
             raise ESTError('host_state', 'there is no valid certificate to renew at %s (%s); enroll first'
                            % (opts.cert_path, '; '.join(self.reasons)))
         if self.action == 'none' and (self.state.debris or self.state.token_debris):

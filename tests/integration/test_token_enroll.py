@@ -165,3 +165,49 @@ def test_tpm_init_makes_the_token(runner, tmp_path, monkeypatch, tpm_token):  # 
     assert '4321-user' not in run.stdout and '8765-so' not in run.stdout
     result, _run = runner.call('pki.est.tpm_key', args)
     assert not result['changed'] and not result['token_created'], result
+
+
+@pytest.mark.skipif(not softhsm_available(), reason='softhsm2 is not installed (make test installs it)')
+def test_roles_and_agent_with_a_token_key(runner, lab, tmp_path, monkeypatch):
+    """est_enroll's list takes a token entry; est_renewal gives the agent its URI and (root-only) PIN and Basic
+    credentials; the agent, with no Ansible, finds nothing to do, then renews with the same token key."""
+    import json
+    import subprocess
+    with softhsm_token(tmp_path / 'softhsm', label='host', pin=PIN) as token:
+        for name, value in token.env.items():
+            monkeypatch.setenv(name, value)
+        work = tmp_path / 'work'
+        (work / 'sbin').mkdir(parents=True)
+        extra = dict(work_dir=str(work), est_enroll_url=lab.url, est_enroll_ca_path=lab.ca_path, est_enroll_username='alice',
+                     est_enroll_password=PASSWORD, est_enroll_dir=str(work / 'certs'),
+                     est_enroll_certificates=[
+                         dict(name='device', common_name='device.example.test', private_key_uri='pkcs11:token=host;object=device',
+                              pkcs11_module=token.module_path, pin=PIN),
+                         dict(name='web', common_name='web.example.test')])
+        run = runner.run('est_renewal_after_enroll.yml', extra)
+        assert run.rc == 0, str(run)
+        assert PIN not in run.output and PASSWORD not in run.output
+        assert sorted(os.listdir(str(work / 'certs'))) == sorted([
+            'device.crt', 'device.crt.est.json', 'device-chain.pem', 'device-fullchain.pem',
+            'web.crt', 'web.crt.est.json', 'web.key', 'web-chain.pem', 'web-fullchain.pem']), os.listdir(str(work / 'certs'))
+        config = json.loads((work / 'etc' / 'config.json').read_text())
+        device = [c for c in config['certificates'] if c['name'] == 'device'][0]
+        assert device['private_key_uri'] == 'pkcs11:token=host;object=device' and 'private_key_path' not in device
+        assert PIN not in json.dumps(config) and PASSWORD not in json.dumps(config)
+        credentials = json.loads((work / 'etc' / 'credentials.json').read_text())
+        assert credentials['device'] == {'pin': PIN, 'username': 'alice', 'password': PASSWORD}
+        agent = [str(work / 'sbin' / 'pki-est-agent'), '--config', str(work / 'etc' / 'config.json')]
+        env = dict(os.environ, **token.env)
+        lab.clear_requests()
+        proc = subprocess.run(agent, capture_output=True, text=True, timeout=120, check=False, env=env)
+        assert proc.returncode == 0 and 'device: ok: nothing to do' in proc.stdout, proc.stdout + proc.stderr
+        assert lab.requests() == []
+        before = (work / 'certs' / 'device.crt').read_bytes()
+        proc = subprocess.run(agent + ['--force', 'device'], capture_output=True, text=True, timeout=120, check=False, env=env)
+        assert proc.returncode == 0 and 'device: renewed' in proc.stdout, proc.stdout + proc.stderr
+        after = (work / 'certs' / 'device.crt').read_bytes()
+        assert after != before and _public_der(after) == _public_der(before)
+        assert [r['op'] for r in lab.requests() if r['op'] != 'cacerts'] == ['simpleenroll']
+        # The playbook again: nothing to do.
+        run = runner.run('est_renewal_after_enroll.yml', extra)
+        assert run.rc == 0 and run.recap()['changed'] == 0, str(run)
