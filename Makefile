@@ -87,7 +87,7 @@ test-lab: venv
 	$(PY) -m pytest $(PYTEST_FLAGS) tests/lab_server
 
 test-integration: venv collection
-	$(PY) -m pytest $(PYTEST_FLAGS) -n 2 tests/integration
+	$(PY) -m pytest $(PYTEST_FLAGS) --durations=25 -n 2 tests/integration
 
 # The roles together on this host (extensions/molecule/default): converge, idempotence, verify.
 test-molecule: venv system-deps collection
