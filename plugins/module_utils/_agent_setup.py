@@ -28,7 +28,7 @@ import zipfile
 
 from .agent import CONFIG_VERSION, ConfigError, check_config
 from .errors import ESTError
-from .fileio import atomic_write, crash_point
+from .fileio import atomic_write, crash_point, make_directories
 
 ENGINE_DIR = 'pki_est_engine'
 ENTRY_NAME = 'pki-est-agent'
@@ -269,9 +269,6 @@ def cron_entry(cron_file, minute, hour, bin_path, config_path, user='root'):
 
 
 def makedirs(path, mode):
-    if path and not os.path.isdir(path):
-        try:
-            os.makedirs(path, mode)
-        except OSError as exc:
-            if not os.path.isdir(path):
-                raise ESTError('host_state', 'cannot create %s: %s' % (path, exc.strerror or exc))
+    """``path`` and its missing ancestors with ``mode`` (see :func:`.fileio.make_directories`)."""
+    if path:
+        make_directories(path, mode)

@@ -280,23 +280,12 @@ def _facts(certs):
 
 
 def _make_parent(module, path):
-    """Create the missing directories above ``path`` (0755); True when there were any (check mode: would be)."""
+    """Create the missing directories above ``path`` (0755, see fileio); True when there were any (check mode: would be)."""
+    from ansible_collections.pki.est.plugins.module_utils.fileio import make_directories
     parent = os.path.dirname(os.path.abspath(path))
-    missing = []
-    while parent and not os.path.isdir(parent):
-        missing.append(parent)
-        parent = os.path.dirname(parent)
-    if not missing or module.check_mode:
-        return bool(missing)
-    for directory in reversed(missing):
-        try:
-            os.mkdir(directory, 0o755)
-            os.chmod(directory, 0o755)  # whatever the umask
-        except OSError as exc:
-            if os.path.isdir(directory):  # made meanwhile by someone else: theirs stays as it is
-                continue
-            raise ESTError('host_state', 'cannot create the directory %s for %s: %s' % (directory, path, exc.strerror or exc))
-    return True
+    if module.check_mode:
+        return not os.path.isdir(parent)
+    return bool(make_directories(parent, 0o755))
 
 
 def main():
