@@ -8,7 +8,7 @@ __metaclass__ = type
 
 class ModuleDocFragment(object):
 
-    # A key in a PKCS#11 token or a TPM instead of a key file (est_enroll).
+    # A key in a PKCS#11 token or a TPM instead of a key file (est_enroll, est_reenroll, est_fullcmc).
     DOCUMENTATION = r'''
 options:
   private_key_uri:
@@ -22,8 +22,13 @@ options:
         O(key_type)), it is made in the token under C(<label>.pending); once its certificate verified, the old key is
         destroyed and the new one takes the label, so the old pair keeps working until then and a killed run is
         finished by the next one. M(pki.est.tpm_key) makes keys ahead of time.
-      - Renewal sends C(/simpleenroll) for the same key, authenticated with O(username) and O(password), because the
-        TLS client key of a C(/simplereenroll) would have to be in the token, which Python's TLS cannot use.
+      - In M(pki.est.est_enroll) and M(pki.est.est_reenroll), renewal of a key in a TPM 2.0 (through tpm2-pkcs11)
+        is C(/simplereenroll) over mutual TLS with the current certificate and the TPM key, when the host has the
+        OpenSSL C(tpm2) provider (Debian C(tpm2-openssl)) and C(tpm2_ptool). For the handshake the key is exported TPM-wrapped (usable only by this TPM) into a private
+        temporary directory that is removed afterwards.
+      - A key in any other token (SoftHSM2, an HSM, a smart card) cannot be a TLS client key here, so its renewal
+        sends C(/simpleenroll) for the same key, authenticated with O(username) and O(password).
+        M(pki.est.est_fullcmc) always renews through C(/fullcmc).
       - The token is opened on every run (the decision record only describes files).
     type: str
   pkcs11_module:

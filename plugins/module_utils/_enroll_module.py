@@ -135,12 +135,14 @@ def _run_with_token_key(module, kwargs):
 
     A missing key, a rekey or another key type makes a new key in the token under ``<label>.pending``,
     which takes the label (the old key is destroyed) only once its certificate verified
-    (:class:`~.tokenkeys.TokenKeyStore`). Renewal re-enrolls with HTTP Basic over server-authenticated
-    TLS (``/simpleenroll``): Python's TLS cannot present a client key held in a token, so
-    ``/simplereenroll`` with the current certificate is not possible (docs/hardware-keys.md).
+    (:class:`~.tokenkeys.TokenKeyStore`). Renewal is ``/simplereenroll`` over mutual TLS with the current
+    certificate when the key is in a TPM this host can present in TLS (:mod:`.tpmtls`); with any other
+    token it is ``/simpleenroll`` with HTTP Basic (est_enroll), or an error (est_reenroll, which renews
+    over mutual TLS only). See docs/hardware-keys.md.
     """
+    import contextlib
     from .enroll import Options
-    from . import tokenkeys
+    from . import tokenkeys, tpmtls
     params = module.params
     for name in ('pkcs12_path', 'client_key_path'):
         if params.get(name):
@@ -149,8 +151,16 @@ def _run_with_token_key(module, kwargs):
     try:
         ref = tokenkeys.TokenRef.from_params(uri=params['private_key_uri'], pkcs11_module=params.get('pkcs11_module'),
                                              pin=params.get('pin'))
-        with tokenkeys.session(ref, rw=True) as session:
-            kwargs.update(key_path=None, reenroll='never', external_keys=tokenkeys.TokenKeyStore(session, ref))
+        with tokenkeys.session(ref, rw=True) as session, contextlib.ExitStack() as stack:
+            store = tokenkeys.TokenKeyStore(session, ref)
+            if kwargs.get('reenroll', 'auto') != 'never' and not kwargs.get('fullcmc'):
+                reason = tpmtls.attach_client_key(store, stack)
+                if reason is not None:
+                    if kwargs.get('renew_only'):
+                        raise ESTError('not_supported', 'this module renews over mutual TLS, and %s; renew with '
+                                                        'pki.est.est_enroll and username/password instead' % reason)
+                    kwargs['reenroll'] = 'never'
+            kwargs.update(key_path=None, external_keys=store)
             run_enrollment(module, Options(**kwargs))  # exits the module, inside the session
     except ESTError as exc:
         fail(module, exc)

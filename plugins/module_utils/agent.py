@@ -242,8 +242,9 @@ class CertificateJob:
             cert_path=entry['path'], key_path=entry.get('private_key_path'), chain_path=entry.get('chain_path'),
             fullchain_path=entry.get('fullchain_path'), intermediates_path=entry.get('intermediates_path'),
             wanted=self.wanted(), key_type=entry.get('key_type'), rekey=bool(entry.get('rekey')), force=force,
-            # A key in a token renews with /simpleenroll and HTTP Basic: Python's TLS cannot use it as a client key.
-            reenroll='never' if external_keys is not None else 'auto', renew_only=True,
+            # A key in a token that cannot be a TLS client key here (not a TPM, see tpmtls) renews with
+            # /simpleenroll and HTTP Basic.
+            reenroll='never' if external_keys is not None and external_keys.tls_key is None else 'auto', renew_only=True,
             san_policy=entry.get('san_policy') or 'fail', external_keys=external_keys,
             key_mode=_mode(entry.get('key_mode'), 0o600), cert_mode=_mode(entry.get('mode'), None),
             pkcs12_path=entry.get('pkcs12_path'), pkcs12_passphrase=self.pkcs12_passphrase,
@@ -282,8 +283,11 @@ class CertificateJob:
             return None
         from . import tokenkeys
         ref = tokenkeys.TokenRef.from_params(uri=uri, pkcs11_module=self.entry.get('pkcs11_module'), pin=self.pin)
+        from .tpmtls import attach_client_key
         session = stack.enter_context(tokenkeys.session(ref, rw=True))
-        return tokenkeys.TokenKeyStore(session, ref)
+        store = tokenkeys.TokenKeyStore(session, ref)
+        attach_client_key(store, stack)
+        return store
 
     def _checked(self, job, action, reasons):
         facts = job._result(False, action, job.state.cert) if job.state is not None else dict(job.cached_facts or {})  # pylint: disable=protected-access

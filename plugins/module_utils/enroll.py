@@ -607,6 +607,8 @@ class Enrollment:
             if kind == 'reenroll':
                 # Re-enrollment authenticates with the certificate being renewed (RFC 7030 §3.3.2).
                 connection.update(client_cert_path=self.options.cert_path, client_key_path=self.options.key_path)
+                if self.options.external_keys is not None:  # its key is in a token (a TPM: see tpmtls)
+                    connection['client_key'] = self.options.external_keys.tls_key
             factory = self.transport_factory
             if factory is None:
                 from .transport import ESTTransport as factory

@@ -52,7 +52,9 @@ def _context(transport):
         else:
             context.load_verify_locations(cafile=verify)
     context.verify_flags |= getattr(ssl, 'VERIFY_X509_PARTIAL_CHAIN', 0)
-    if transport.cert:
+    if transport.client_key is not None:
+        transport.client_key.load_into(context, transport.client_cert_path)
+    elif transport.cert:
         cert, key = transport.cert if isinstance(transport.cert, tuple) else (transport.cert, None)
         try:
             context.load_cert_chain(cert, key)
@@ -66,40 +68,46 @@ def linked_post(transport, operation, make_der, content_type):
     connection it goes over; the answer as :meth:`ESTTransport._classify` gives it."""
     import http.client
     from urllib.parse import urlsplit
-    from .codecs import encode_body
-    from .transport import USER_AGENT
     url = transport.url_for(operation)
     parts = urlsplit(url)
     connection = http.client.HTTPSConnection(parts.hostname, parts.port or 443, context=_context(transport),
                                              timeout=transport.timeout)
     try:
-        try:
-            connection.connect()
-        except ssl.SSLError as exc:
-            raise ESTError('tls', 'TLS 1.2 with %s failed (%s); linking (RFC 7030 3.5) needs TLS 1.2, which has tls-unique'
-                           % (parts.netloc, getattr(exc, 'reason', None) or exc))
-        except (OSError, socket.timeout) as exc:
-            raise ESTError('connection', 'could not connect to %s: %s' % (parts.netloc, exc))
-        binding = connection.sock.get_channel_binding('tls-unique')
-        if not binding:
-            raise ESTError('not_supported', 'the TLS session with %s gives no tls-unique value' % parts.netloc)
-        body = encode_body(make_der(base64.b64encode(binding).decode('ascii')))
-        headers = {'Content-Type': content_type, 'Content-Transfer-Encoding': 'base64', 'Content-Length': str(len(body)),
-                   'User-Agent': USER_AGENT, 'Accept': '*/*'}
-        if transport.auth:
-            token = ('%s:%s' % transport.auth).encode('utf-8')
-            headers['Authorization'] = 'Basic ' + base64.b64encode(token).decode('ascii')
-        try:
-            connection.request('POST', parts.path, body=body, headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
-        except (OSError, http.client.HTTPException, socket.timeout) as exc:
-            raise ESTError('connection', 'the linked %s request to %s failed: %s' % (operation, parts.netloc, exc))
-        transport.requests_made += 1
-        if 300 <= response.status < 400:
-            raise ESTError('http', 'the server answered the linked %s request with a redirect (HTTP %d); a linked request '
-                           'is not redirected, set url to the server that answers it' % (operation, response.status),
-                           status=response.status)
-        return transport._classify(operation, url, _Answer(response.status, response.headers), payload)  # pylint: disable=protected-access
+        with transport.tls_window():
+            status, headers, payload = _exchange(transport, connection, operation, parts, make_der, content_type)
     finally:
         connection.close()
+    transport.requests_made += 1
+    if 300 <= status < 400:
+        raise ESTError('http', 'the server answered the linked %s request with a redirect (HTTP %d); a linked request '
+                       'is not redirected, set url to the server that answers it' % (operation, status), status=status)
+    return transport._classify(operation, url, _Answer(status, headers), payload)  # pylint: disable=protected-access
+
+
+def _exchange(transport, connection, operation, parts, make_der, content_type):
+    """Handshake, sign the CSR for this session's tls-unique, send it: (status, headers, body)."""
+    import http.client
+    from .codecs import encode_body
+    from .transport import USER_AGENT
+    try:
+        connection.connect()
+    except ssl.SSLError as exc:
+        raise ESTError('tls', 'TLS 1.2 with %s failed (%s); linking (RFC 7030 3.5) needs TLS 1.2, which has tls-unique'
+                       % (parts.netloc, getattr(exc, 'reason', None) or exc))
+    except (OSError, socket.timeout) as exc:
+        raise ESTError('connection', 'could not connect to %s: %s' % (parts.netloc, exc))
+    binding = connection.sock.get_channel_binding('tls-unique')
+    if not binding:
+        raise ESTError('not_supported', 'the TLS session with %s gives no tls-unique value' % parts.netloc)
+    body = encode_body(make_der(base64.b64encode(binding).decode('ascii')))
+    headers = {'Content-Type': content_type, 'Content-Transfer-Encoding': 'base64', 'Content-Length': str(len(body)),
+               'User-Agent': USER_AGENT, 'Accept': '*/*'}
+    if transport.auth:
+        token = ('%s:%s' % transport.auth).encode('utf-8')
+        headers['Authorization'] = 'Basic ' + base64.b64encode(token).decode('ascii')
+    try:
+        connection.request('POST', parts.path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    except (OSError, http.client.HTTPException, socket.timeout) as exc:
+        raise ESTError('connection', 'the linked %s request to %s failed: %s' % (operation, parts.netloc, exc))

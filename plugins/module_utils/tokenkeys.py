@@ -677,6 +677,8 @@ class TokenKeyStore:
         self.session = session
         self.ref = ref
         self.label = ref.label
+        # The current key as a TLS client key (:class:`.tpmtls.TPMClientKey`) when this host can present it.
+        self.tls_key = None
         found = find_key(session, label=ref.label, key_id=None if ref.label else ref.key_id)
         self._current = found
         self._pending = find_key(session, label=ref.label + PENDING_SUFFIX) if ref.label else None

@@ -151,8 +151,11 @@ class _TLSAdapter(HTTPAdapter):
     needs to know whether certificates are checked at all (bootstrap mode does not).
     """
 
-    def __init__(self, verify=True, **kwargs):
+    def __init__(self, verify=True, client=None, **kwargs):
         self._verify = verify
+        # (client_key, cert_path): a client key that is not a file (:class:`~.tpmtls.TPMClientKey`) is loaded
+        # into the context once, here, instead of by urllib3 at each connection.
+        self._client = client
         super(_TLSAdapter, self).__init__(**kwargs)
 
     def _context(self):
@@ -166,6 +169,9 @@ class _TLSAdapter(HTTPAdapter):
             # urllib3 2.x), so a pinned intermediate works. Set explicitly so that the Python version
             # does not decide; what lands in a bundle has passed path validation (pathvalid.py).
             context.verify_flags |= getattr(ssl, 'VERIFY_X509_PARTIAL_CHAIN', 0)
+        if self._client is not None:
+            client_key, cert_path = self._client
+            client_key.load_into(context, cert_path)
         return context
 
     def init_poolmanager(self, *args, **kwargs):
@@ -204,14 +210,18 @@ class ESTTransport:
     """Talks HTTPS to one EST server (one base URL, one CA label)."""
 
     def __init__(self, url, ca_label=None, ca_path=None, bootstrap=False, username=None, password=None,
-                 client_cert_path=None, client_key_path=None, timeout=DEFAULT_TIMEOUT, session=None):
+                 client_cert_path=None, client_key_path=None, timeout=DEFAULT_TIMEOUT, session=None, client_key=None):
+        """``client_key``: a client key that is not a file (:class:`~.tpmtls.TPMClientKey`), for ``client_cert_path``;
+        every request then runs inside its ``window()``."""
         if not HAS_REQUESTS:
             raise ESTError('invalid_input', 'the Python library "requests" is required on the host: %s' % REQUESTS_IMPORT_ERROR)
         self.base_url = build_base_url(url, ca_label)
         if bootstrap and ca_path:
             raise ESTError('invalid_input', 'bootstrap mode and ca_path exclude each other')
-        if client_key_path and not client_cert_path:
+        if (client_key_path or client_key is not None) and not client_cert_path:
             raise ESTError('invalid_input', 'client_key_path needs client_cert_path')
+        if client_key_path and client_key is not None:
+            raise ESTError('invalid_input', 'a client key file and a client key in a token exclude each other')
         if (username is None) != (password is None):
             raise ESTError('invalid_input', 'username and password go together')
         if ca_path:
@@ -221,16 +231,25 @@ class ESTTransport:
         # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE from the environment cannot replace it.
         self.verify = False if bootstrap else (ca_path or True)
         self.cert = None
-        if client_cert_path:
+        if client_cert_path and client_key is None:
             self.cert = (client_cert_path, client_key_path) if client_key_path else client_cert_path
+        self.client_key = client_key
+        self.client_cert_path = client_cert_path
         # Never offer a password to a server whose identity we have not verified (RFC 7030 §3.3.1).
         self.auth = (username, password) if username is not None and not bootstrap else None
         self.timeout = timeout or DEFAULT_TIMEOUT
         self.session = session or requests.Session()
-        adapter = _TLSAdapter(verify=self.verify is not False)
+        adapter = _TLSAdapter(verify=self.verify is not False,
+                              client=(client_key, client_cert_path) if client_key is not None else None)
         self.session.mount('https://', adapter)
         self.session.headers['User-Agent'] = USER_AGENT
         self.requests_made = 0
+
+    def tls_window(self):
+        """The span a connection with this transport's client key is made in (see :mod:`.tpmtls`)."""
+        if self.client_key is None:
+            return _NO_WINDOW
+        return self.client_key.window()
 
     def url_for(self, operation):
         return '%s/%s' % (self.base_url, operation)
@@ -268,9 +287,10 @@ class ESTTransport:
         """
         url = self.url_for(operation)
         for _hop in range(MAX_REDIRECTS + 1):
-            response = self._send(method, url, headers, body)
+            with self.tls_window():
+                response = self._send(method, url, headers, body)
+                payload = self._read(response)
             status = response.status_code
-            payload = self._read(response)
             if status in _REDIRECTS:
                 if method != 'GET' and status not in _REDIRECTS_KEEPING_METHOD:
                     raise self._method_changing_redirect(method, operation, url, response)
@@ -373,6 +393,17 @@ class ESTTransport:
         # Some answers carry a body the caller can read further (a CMC failure, RFC 7030 §4.3.2).
         error.response = ESTResponse(status, response.headers, payload, url)
         raise error
+
+
+class _NoWindow:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+
+_NO_WINDOW = _NoWindow()
 
 
 def _printable(text, limit=200):

@@ -12,7 +12,7 @@ module: est_reenroll
 short_description: Renew a certificate over EST with the current certificate (simplereenroll)
 version_added: 0.1.0
 description:
-  - O(path) and O(private_key_path) are required.
+  - O(path) and O(private_key_path) (or O(private_key_uri), a key in a TPM) are required.
   - Renews the certificate in O(path) with C(/simplereenroll) (RFC 7030 section 4.2.2),
     authenticating over mutual TLS with that certificate and its key. The request repeats the
     current subject and subjectAltName, as the RFC requires.
@@ -29,6 +29,7 @@ author:
 extends_documentation_fragment:
   - pki.est.connection
   - pki.est.enrollment
+  - pki.est.token_key
   - ansible.builtin.files
 attributes:
   check_mode:
@@ -62,6 +63,9 @@ options:
 notes:
   - O(client_cert_path) and O(client_key_path) are not used for the renewal itself, which always
     authenticates with the certificate being renewed.
+  - With O(private_key_uri) the key must be in a TPM 2.0 reached through tpm2-pkcs11, and the host needs the OpenSSL
+    C(tpm2) provider and C(tpm2_ptool) (see docs/hardware-keys.md). A key in another PKCS#11 token cannot be a TLS
+    client key here (error C(not_supported)); renew it with M(pki.est.est_enroll) and O(username)/O(password).
 seealso:
   - module: pki.est.est_enroll
 """
@@ -85,6 +89,15 @@ EXAMPLES = r"""
     rekey: true
     force: true
     backup: true
+
+- name: Renew a certificate whose key is in the TPM (mutual TLS with the TPM key)
+  pki.est.est_reenroll:
+    url: https://est.example.com:8443
+    ca_path: /etc/pki/est/ca.pem
+    path: /etc/pki/est/device.crt
+    private_key_uri: "pkcs11:token=device;object=device-id"
+    pkcs11_module: /usr/lib/x86_64-linux-gnu/libtpm2_pkcs11.so.1
+    pin: "{{ tpm_user_pin }}"
 """
 
 RETURN = r"""
@@ -167,15 +180,18 @@ error_kind:
   type: str
 """
 
-from ansible_collections.pki.est.plugins.module_utils._enroll_module import enrollment_module, run_module, wanted_from_params
+from ansible_collections.pki.est.plugins.module_utils._enroll_module import (
+    TOKEN_KEY_ARGUMENT_SPEC, enrollment_module, run_module, wanted_from_params,
+)
 from ansible_collections.pki.est.plugins.module_utils._module import fail
 from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
 
 
 def main():
     module = enrollment_module(dict(rekey=dict(type='bool', default=False),
-                                    pop_linking=dict(type='str', default='auto', choices=['auto', 'always', 'never'])),
-                               subject=False)
+                                    pop_linking=dict(type='str', default='auto', choices=['auto', 'always', 'never']),
+                                    **TOKEN_KEY_ARGUMENT_SPEC),
+                               subject=False, mutually_exclusive=[('private_key_uri', 'private_key_path')])
     try:
         wanted = wanted_from_params(module.params)
     except ESTError as exc:

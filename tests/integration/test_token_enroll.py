@@ -8,7 +8,9 @@ the token's public key, renewal keeps the key, a server fault changes nothing, a
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import glob
 import os
+import tempfile
 
 import pytest
 
@@ -29,7 +31,14 @@ def _public_der(pem):
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def _lifecycle(runner, lab, work, module_path, token_label, pin, algorithm):
+def _renewals(lab):
+    """(operation, auth) of the enrollment requests the lab saw."""
+    return [(r['op'], r['auth']) for r in lab.requests() if r['op'] != 'cacerts']
+
+
+def _lifecycle(runner, lab, work, module_path, token_label, pin, algorithm, renewal=('simpleenroll', 'basic')):
+    """``renewal``: the (operation, auth) a renewal is sent as: HTTP Basic /simpleenroll for a key the TLS stack
+    cannot use, /simplereenroll with the certificate (mutual TLS with the token key) for a TPM key."""
     spec = dict(pkcs11_module=module_path, token_label=token_label, pin=pin, label='web', algorithm=algorithm)
     key, _run = runner.call('pki.est.tpm_key', spec)
     assert key['changed'] and not key.get('failed'), key
@@ -55,18 +64,18 @@ def _lifecycle(runner, lab, work, module_path, token_label, pin, algorithm):
     assert result['action'] == 'none' and not result['changed'] and lab.requests() == [], result
     # Server faults during a renewal (an error, a certificate from another CA): nothing changes, the key stays.
     for fault in ('http500', 'other_ca'):
-        lab.set_fault('simpleenroll', fault, 1)
+        lab.set_fault(renewal[0], fault, 1)
         result, _run = runner.call('pki.est.est_enroll', dict(enroll, force=True))
         assert result['failed'] and not result['changed'], (fault, result)
         assert (work / 'web.crt').read_bytes() == cert_pem
     lab.clear_faults()
-    # Renewal (forced): /simpleenroll with HTTP Basic for the same token key.
+    # Renewal (forced), for the same token key.
     lab.clear_requests()
     result, _run = runner.call('pki.est.est_enroll', dict(enroll, force=True))
     assert result['action'] == 'renewed' and result['changed'], result
     renewed = (work / 'web.crt').read_bytes()
     assert renewed != cert_pem and _public_der(renewed) == _public_der(cert_pem)
-    assert [r['op'] for r in lab.requests() if r['op'] != 'cacerts'] == ['simpleenroll']
+    assert _renewals(lab) == [renewal], lab.requests()
     # Rekey (another key type): a new key in the token under <label>.pending; the label moves to it, and the old
     # key goes, only once the certificate verified.
     other = 'ec-p384' if algorithm != 'ec-p384' else 'ec-p256'
@@ -75,6 +84,8 @@ def _lifecycle(runner, lab, work, module_path, token_label, pin, algorithm):
     assert result['action'] == 'rekeyed' and result['changed'], result
     rekeyed = (work / 'web.crt').read_bytes()
     assert _public_der(rekeyed) != _public_der(renewed)
+    # Another key type is a new enrollment (hoststate.decide), with HTTP Basic, whatever the token.
+    assert _renewals(lab) == [('simpleenroll', 'basic')], lab.requests()
     after, _run = runner.call('pki.est.tpm_key', dict(pkcs11_module=module_path, token_label=token_label, pin=pin,
                                                       label='web', algorithm=other))
     assert not after['changed'] and _public_der(after['public_key'].encode('ascii')) == _public_der(rekeyed), after
@@ -104,9 +115,76 @@ def test_enroll_and_renew_with_a_softhsm_key(runner, lab, tmp_path, monkeypatch,
 def test_enroll_and_renew_with_a_tpm_key(runner, lab, tmp_path, monkeypatch, tpm_token):  # noqa: F811
     for name, value in tpm_token.full_env(os.environ).items():
         monkeypatch.setenv(name, value)
+    exports = os.path.join(tempfile.gettempdir(), 'pki-est-tpmtls-*')
+    leftovers = set(glob.glob(exports))
     work = tmp_path / 'work'
     work.mkdir()
-    _lifecycle(runner, lab, work, tpm_token.module_path, tpm_token.token_label, tpm_token.pin, 'ec-p256')
+    key = _lifecycle(runner, lab, work, tpm_token.module_path, tpm_token.token_label, tpm_token.pin, 'ec-p256',
+                     renewal=('simplereenroll', 'cert'))
+    # est_reenroll with the TPM key: mutual TLS 1.3, then linked to a TLS 1.2 session (RFC 7030 3.5) when the
+    # server requires it: the CSR carries that session's tls-unique and the handshake used the TPM key.
+    reenroll = dict(url=lab.url, ca_path=lab.ca_path, private_key_uri=key['uri'], pkcs11_module=tpm_token.module_path,
+                    pin=tpm_token.pin, path=str(work / 'web.crt'), chain_path=str(work / 'chain.pem'))
+    result, _run = runner.call('pki.est.est_reenroll', reenroll)
+    assert result['action'] == 'none' and not result['changed'], result
+    for linked in (False, True):
+        lab.set_config(require_tls_unique=linked)
+        before = (work / 'web.crt').read_bytes()
+        lab.clear_requests()
+        result, run = runner.call('pki.est.est_reenroll', dict(reenroll, force=True, pop_linking='always' if linked else 'auto'))
+        assert result['action'] == 'renewed' and result['changed'], (linked, result)
+        after = (work / 'web.crt').read_bytes()
+        assert after != before and _public_der(after) == _public_der(before)
+        assert _renewals(lab) == [('simplereenroll', 'cert')], lab.requests()
+        assert tpm_token.pin not in run.stdout
+    lab.set_config(require_tls_unique=False)
+    # Rekey over mutual TLS: the TLS client key is the current TPM key, the CSR is signed by a new one (of the current
+    # key's type, P-384 since the lifecycle's rekey) made under web.pending, which takes the label once the
+    # certificate verified.
+    before = (work / 'web.crt').read_bytes()
+    lab.clear_requests()
+    result, _run = runner.call('pki.est.est_reenroll', dict(reenroll, force=True, rekey=True))
+    assert result['action'] == 'rekeyed' and result['changed'], result
+    assert _renewals(lab) == [('simplereenroll', 'cert')], lab.requests()
+    after = (work / 'web.crt').read_bytes()
+    current, _run = runner.call('pki.est.tpm_key', dict(pkcs11_module=tpm_token.module_path, token_label=tpm_token.token_label,
+                                                        pin=tpm_token.pin, label='web', algorithm='ec-p384'))
+    assert not current['changed'] and _public_der(current['public_key'].encode('ascii')) == _public_der(after) != _public_der(before)
+    # The renewal agent (no Ansible) renews the TPM key the same way, with only the PIN in its credentials.
+    _agent_renews_over_mtls(lab, tmp_path, work, key['uri'], tpm_token)
+    # Nothing of the export is left behind: the TPM-wrapped PEM lived in a temporary directory of its own.
+    assert set(glob.glob(exports)) == leftovers
+    for name in os.listdir(str(work)):
+        assert b'PRIVATE KEY' not in (work / name).read_bytes(), name
+
+
+def _agent_renews_over_mtls(lab, tmp_path, work, uri, tpm_token):  # noqa: F811
+    import json
+    import subprocess
+    import sys
+    etc = tmp_path / 'agent'
+    etc.mkdir()
+    credentials = etc / 'credentials.json'
+    credentials.write_text(json.dumps({'web': {'pin': tpm_token.pin}}))
+    credentials.chmod(0o600)
+    (etc / 'config.json').write_text(json.dumps({
+        'version': 1, 'state_dir': str(etc), 'credentials_path': str(credentials),
+        'certificates': [dict(name='web', url=lab.url, ca_path=lab.ca_path, path=str(work / 'web.crt'),
+                              chain_path=str(work / 'chain.pem'), private_key_uri=uri, pkcs11_module=tpm_token.module_path)]}))
+    collections = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), '.build', 'collections')
+    agent = [sys.executable, '-c', 'import sys; from ansible_collections.pki.est.plugins.module_utils.agent import main; '
+             'sys.exit(main())', '--config', str(etc / 'config.json')]
+    env = dict(os.environ, PYTHONPATH=collections)
+    before = (work / 'web.crt').read_bytes()
+    lab.clear_requests()
+    proc = subprocess.run(agent, capture_output=True, text=True, timeout=120, check=False, env=env)
+    assert proc.returncode == 0 and 'web: ok: nothing to do' in proc.stdout, proc.stdout + proc.stderr
+    assert lab.requests() == []
+    proc = subprocess.run(agent + ['--force', 'web'], capture_output=True, text=True, timeout=120, check=False, env=env)
+    assert proc.returncode == 0 and 'web: renewed' in proc.stdout, proc.stdout + proc.stderr
+    after = (work / 'web.crt').read_bytes()
+    assert after != before and _public_der(after) == _public_der(before)
+    assert _renewals(lab) == [('simplereenroll', 'cert')], lab.requests()
 
 
 def test_token_errors_are_clean(runner, lab, tmp_path, monkeypatch):
@@ -131,6 +209,12 @@ def test_token_errors_are_clean(runner, lab, tmp_path, monkeypatch):
             assert result['failed'] and result['error_kind'] == kind and not result['changed'], (extra, result)
             assert text in result['msg'] and 'Traceback' not in result['msg'] and 'wrong-pin' not in run.stdout
         assert lab.requests() == [] and not (tmp_path / 'web.crt').exists()
+        # est_reenroll renews over mutual TLS only, which a SoftHSM2 key cannot do here: said before anything happens.
+        result, _run = runner.call('pki.est.est_reenroll', dict(url=lab.url, ca_path=lab.ca_path, pkcs11_module=token.module_path,
+                                                                pin=PIN, private_key_uri='pkcs11:token=host;object=web',
+                                                                path=str(tmp_path / 'web.crt'), force=True))
+        assert result['failed'] and result['error_kind'] == 'not_supported' and not result['changed'], result
+        assert 'not in a TPM' in result['msg'] and 'est_enroll' in result['msg'] and lab.requests() == []
 
 
 @pytest.mark.skipif(not softhsm_available(), reason='softhsm2 is not installed (make test installs it)')

@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import contextlib
 import os
 import socketserver
 import ssl
@@ -134,3 +135,43 @@ def test_the_linked_connection_verifies_the_server(tls_server):
         linking.linked_post(ESTTransport(url, ca_path=other.name), 'simpleenroll', _make_der([]), 'application/pkcs10')
     assert info.value.kind == 'tls'
     os.unlink(other.name)
+
+
+class _ClientKey:
+    """A client key that is not a file (as tpmtls.TPMClientKey): records what the transport asks of it."""
+
+    def __init__(self):
+        self.loaded = []
+        self.windows = 0
+
+    def load_into(self, context, cert_path):
+        self.loaded.append((type(context).__name__, cert_path))
+
+    @contextlib.contextmanager
+    def window(self):
+        self.windows += 1
+        yield
+
+
+def test_a_client_key_in_a_token_is_loaded_into_each_context_and_used_inside_its_window(tls_server):
+    _server, url, ca_file = tls_server(ssl.TLSVersion.TLSv1_2)
+    client_key = _ClientKey()
+    transport = ESTTransport(url, ca_path=ca_file, client_cert_path='/etc/pki/host.crt', client_key=client_key)
+    assert transport.cert is None  # urllib3 must not load a key file of its own
+    assert client_key.loaded == [('SSLContext', '/etc/pki/host.crt')] and client_key.windows == 0
+    static = csr_der(build_csr(generate_private_key('ec-p256'), subject_pairs('x'), challenge_password='static'))
+    answer = transport.post('simpleenroll', static, 'application/pkcs10')
+    assert answer.status == 200 and client_key.windows == 1
+    linking.linked_post(transport, 'simpleenroll', _make_der([]), 'application/pkcs10')
+    assert client_key.loaded[-1] == ('SSLContext', '/etc/pki/host.crt') and len(client_key.loaded) == 2
+    assert client_key.windows == 2 and transport.requests_made == 2
+
+
+@pytest.mark.parametrize('extra, text', [
+    (dict(), 'needs client_cert_path'),
+    (dict(client_cert_path='/c.pem', client_key_path='/c.key'), 'exclude each other'),
+])
+def test_a_client_key_in_a_token_needs_a_certificate_and_no_key_file(extra, text):
+    with pytest.raises(ESTError) as failed:
+        ESTTransport('https://est.example.test', client_key=_ClientKey(), **extra)
+    assert failed.value.kind == 'invalid_input' and text in failed.value.message
