@@ -110,6 +110,7 @@ def test_enroll_and_renew_with_a_softhsm_key(runner, lab, tmp_path, monkeypatch,
         work = tmp_path / 'work'
         work.mkdir()
         _lifecycle(runner, lab, work, token.module_path, 'host', PIN, algorithm)
+        _remove(runner, token.module_path, 'host', PIN)
 
 
 def test_enroll_and_renew_with_a_tpm_key(runner, lab, tmp_path, monkeypatch, tpm_token):  # noqa: F811
@@ -156,6 +157,15 @@ def test_enroll_and_renew_with_a_tpm_key(runner, lab, tmp_path, monkeypatch, tpm
     assert set(glob.glob(exports)) == leftovers
     for name in os.listdir(str(work)):
         assert b'PRIVATE KEY' not in (work / name).read_bytes(), name
+    _remove(runner, tpm_token.module_path, tpm_token.token_label, tpm_token.pin)
+
+
+def _remove(runner, module_path, token_label, pin):
+    """tpm_key state=absent takes the key out of the token; a second time changes nothing."""
+    spec = dict(pkcs11_module=module_path, token_label=token_label, pin=pin, label='web', state='absent')
+    removed, _run = runner.call('pki.est.tpm_key', spec)
+    assert removed['changed'] and not removed.get('failed'), removed
+    assert not runner.call('pki.est.tpm_key', spec)[0]['changed']
 
 
 def _agent_renews_over_mtls(lab, tmp_path, work, uri, tpm_token):  # noqa: F811
