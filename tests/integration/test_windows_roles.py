@@ -22,7 +22,7 @@ from conftest import ROOT, Runner
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PASSWORD = 's3cret-Pa55'
-STUBS = ('win_certstore.py',)
+STUBS = ('win_certstore.py', 'win_renewal_task.py')
 
 
 def _stub_collections(base):
@@ -36,6 +36,8 @@ def _stub_collections(base):
         if name != 'modules':
             os.symlink(os.path.join(ROOT, 'plugins', name), str(est / 'plugins' / name))
     for name in os.listdir(os.path.join(ROOT, 'plugins', 'modules')):
+        if name.endswith('.ps1') and name[:-4] + '.py' in STUBS:
+            continue  # the PowerShell module would be chosen over its test double
         source = os.path.join(HERE, 'windows_stub', name) if name in STUBS else os.path.join(ROOT, 'plugins', 'modules', name)
         os.symlink(source, str(est / 'plugins' / 'modules' / name))
     return base
@@ -69,6 +71,12 @@ def _vars(lab, tmp_path, **extra):
                      est_enroll_controller_ca_path=lab.ca_path, est_enroll_certificates=entries)
     variables.update(extra)
     return variables
+
+
+def _fingerprints(pem):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    return set(cert.fingerprint(hashes.SHA256()) for cert in x509.load_pem_x509_certificates(pem.encode('ascii')))
 
 
 def _enrollments(lab):
@@ -151,3 +159,33 @@ def test_an_est_failure_changes_nothing_on_the_host(windows, lab, tmp_path):
     assert 'wrong-password' not in run.output
     state = windows.state()
     assert _my(state) == {} and all(record['certificate'] is None for record in state['keys'].values())
+
+
+def test_windows_renewal_client_is_installed_once_and_configured_per_certificate(windows, lab, tmp_path):
+    """est_renewal on Windows: the action plugin sends the C# sources only when the host lacks that version; one
+    config per certificate, for the certificates est_enroll put in the store, and the CA bundle est_trust fetched."""
+    variables = _vars(lab, tmp_path)
+    playbook = tmp_path / 'renewal.yml'
+    playbook.write_text(json.dumps([{'name': 'Trust, enroll and schedule renewal on a Windows host', 'hosts': 'all',
+                                     'gather_facts': False,
+                                     'vars': {'est_trust_windows': True, 'est_enroll_windows': True, 'est_renewal_windows': True},
+                                     'roles': ['pki.est.est_trust', 'pki.est.est_enroll', 'pki.est.est_renewal']}]))
+    run = windows.run(str(playbook), variables)
+    assert run.rc == 0, str(run)
+    renewal = windows.state()['renewal']
+    assert renewal['sources'] == ['EstWin.cs', 'EstWinPlatform.cs', 'PkiEstRenew.cs']
+    assert _fingerprints(open(lab.ca_path).read()) <= _fingerprints(renewal['ca_bundle'])
+    web = renewal['configs']['renewal-web.json']
+    assert web['certificate'] == 'CN=web.example.test' and web['friendly_name'] == 'pki.est web'
+    assert web['url'] == lab.url and web['key_provider'] == 'Microsoft Software Key Storage Provider'
+    assert sorted(renewal['configs']) == ['renewal-device.json', 'renewal-web.json']
+    # Rerun: nothing changes, the sources are not sent again (one module execution, no rebuild), no EST request.
+    lab.clear_requests()
+    calls = len(windows.state()['calls'])
+    run = windows.run(str(playbook), variables)
+    assert run.rc == 0 and run.recap()['changed'] == 0, str(run)
+    assert [c for c in windows.state()['calls'][calls:] if c[0] == 'renewal_task'] == [['renewal_task', 'present']]
+    assert lab.requests() == []
+    # Removal.
+    run = windows.run(str(playbook), dict(variables, est_renewal_state='absent'))
+    assert run.rc == 0 and windows.state()['renewal'] == {}, str(run)
