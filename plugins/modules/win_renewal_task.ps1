@@ -100,7 +100,7 @@ if (-not (Test-Path -LiteralPath $exe)) {
         }
         try {
             Add-Type -Path $files -OutputType ConsoleApplication -OutputAssembly (Join-Path $building 'PkiEstRenew.exe') `
-                -ReferencedAssemblies System.Net.Http.dll, System.Core.dll, System.Security.dll
+                -ReferencedAssemblies System.Core.dll
         }
         catch {
             $module.Result.error_kind = 'not_supported'
