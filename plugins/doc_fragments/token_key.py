@@ -22,10 +22,11 @@ options:
         O(key_type)), it is made in the token under C(<label>.pending); once its certificate verified, the old key is
         destroyed and the new one takes the label, so the old pair keeps working until then and a killed run is
         finished by the next one. M(pki.est.tpm_key) makes keys ahead of time.
-      - In M(pki.est.est_enroll) and M(pki.est.est_reenroll), renewal of a key in a TPM 2.0 (through tpm2-pkcs11)
-        is C(/simplereenroll) over mutual TLS with the current certificate and the TPM key, when the host has the
-        OpenSSL C(tpm2) provider (Debian C(tpm2-openssl)) and C(tpm2_ptool). For the handshake the key is exported TPM-wrapped (usable only by this TPM) into a private
-        temporary directory that is removed afterwards.
+      - In M(pki.est.est_enroll) and M(pki.est.est_reenroll), renewal of a key in a TPM 2.0 (through
+        tpm2-pkcs11) is C(/simplereenroll) over mutual TLS with the current certificate and the TPM key, when the
+        host has the OpenSSL C(tpm2) provider (Debian C(tpm2-openssl)) and C(tpm2_ptool). For the handshake the
+        key is exported TPM-wrapped (usable only by this TPM) into a private temporary directory that is removed
+        afterwards.
       - A key in any other token (SoftHSM2, an HSM, a smart card) cannot be a TLS client key here, so its renewal
         sends C(/simpleenroll) for the same key, authenticated with O(username) and O(password).
         M(pki.est.est_fullcmc) always renews through C(/fullcmc).

@@ -19,11 +19,13 @@ description:
     Storage Provider, or the Microsoft Platform Crypto Provider (the TPM).
   - V(present) imports a certificate (PEM, DER, or PKCS#12 with its key), idempotent by thumbprint.
   - V(absent) removes certificates by thumbprint, or by subject with O(match_subject=true).
-  - V(request) creates a non-exportable key pair named after O(name) in the key storage provider and returns a
-    PKCS#10 request (RFC 2986) signed by it. A key already made for O(name) that has no certificate yet (a pending
-    request) is reused, so a rerun returns a request for the same key instead of making another.
-  - V(accept) installs the certificate issued for that request onto its pending private key and returns its
-    thumbprint.
+  - V(request) creates a non-exportable key pair in the key storage provider (CNG key name
+    C(pki-est-<name>-<UTC time>)) and returns a PKCS#10 request (RFC 2986) signed by it. The key name of the pending
+    request is kept in C(%ProgramData%\pki.est\pending\<name>.json) (C(%LOCALAPPDATA%) for O(store_location=CurrentUser))
+    until it is accepted, so a rerun before that returns a request for the same key instead of making another.
+  - V(accept) installs the certificate issued for that request onto its pending private key, with O(friendly_name),
+    and returns its thumbprint; the request is no longer pending. Certificates already in the store stay (services
+    bound to an older thumbprint keep working until they are moved).
   - V(query) returns the certificates that match O(thumbprint), O(subject) or O(friendly_name), with what a
     renewal decision needs (validity, whether the private key is there and where, whether the renewal window has
     begun by O(renew_before)). Changes nothing.
@@ -87,8 +89,8 @@ options:
     type: str
   name:
     description:
-      - With O(state=request) and O(state=accept), the name of the request and of its key in the key storage
-        provider (the CNG key name is C(pki-est-<name>)). M(pki.est.est_enroll) uses the certificate entry's name.
+      - With O(state=request) and O(state=accept), the name of the request. M(pki.est.est_enroll) uses the
+        certificate entry's name.
     type: str
   subject_alt_name:
     description: With O(state=request), subjectAltName entries as C(DNS:...) or C(IP:...).
@@ -116,8 +118,7 @@ options:
     default: software
   key_exportable:
     description:
-      - Whether a key made by O(state=request) or imported from PKCS#12 may be exported later. Keys stay
-        non-exportable by default; a TPM key never is.
+      - Whether a key imported from PKCS#12 may be exported later. Keys made by O(state=request) never are.
     type: bool
     default: false
   certificate:
@@ -132,10 +133,10 @@ options:
 notes:
   - The PowerShell part is not run by the collection's tests (there is no Windows and no PowerShell where they run);
     the C# it loads is, with Mono. docs/windows.md says what ran where and has a test playbook for a Windows host.
+  - The M(pki.est.est_enroll) role enrolls Windows hosts with this module (request, EST from the controller, accept).
 seealso:
   - module: pki.est.est_enroll
-  - role: pki.est.est_enroll
-    description: Enrolls Windows hosts with this module (request, EST from the controller, accept).
+  - module: pki.est.win_renewal_task
 '''
 
 EXAMPLES = r'''

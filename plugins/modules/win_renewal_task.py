@@ -35,6 +35,7 @@ attributes:
     description: Reports what would be compiled, written, scheduled or removed, and does none of it.
   diff_mode:
     support: none
+    description: Reports what changed in RV(configs) and RV(client_built), not as a diff.
   platform:
     platforms: windows
     support: full
@@ -132,9 +133,8 @@ notes:
     including a real re-enrollment over mutual TLS against the lab EST server, is tested with Mono. See
     docs/windows.md.
   - The task runs as SYSTEM for O(certificates[].store_location=LocalMachine).
+  - The M(pki.est.est_renewal) role runs this module on Windows hosts.
 seealso:
-  - role: pki.est.est_renewal
-    description: Runs this module on Windows hosts.
   - module: pki.est.win_certstore
 '''
 

@@ -1,4 +1,3 @@
-#!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, pki.est developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -121,8 +120,8 @@ def main():
         result.update(changed=True, thumbprint=_thumbprint(cert), key_name='pki-est-' + params['name'])
         if not module.check_mode:
             record['certificate'] = _thumbprint(cert)
-            data['stores'].setdefault(where, {})[_thumbprint(cert)] = dict(pem=params['certificate'], key=params['name'],
-                                                                          friendly_name=params['friendly_name'])
+            data['stores'].setdefault(where, {})[_thumbprint(cert)] = dict(
+                pem=params['certificate'], key=params['name'], friendly_name=params['friendly_name'])
     elif state == 'present':
         imported = []
         for cert in _certs(params['content']):

@@ -93,7 +93,8 @@ def test_attach_gives_a_tpm_key_a_lazy_client_key(tmp_path, monkeypatch, fake_pt
         store = _Store(TPM_LIBRARY)
         assert tpmtls.attach_client_key(store, stack) is None
         assert (store.tls_key.token_label, store.tls_key.key_label) == ('device', 'web')
-        assert store.tls_key._directory is None  # pylint: disable=protected-access  (nothing exported yet)
+        # Nothing is exported yet.
+        assert store.tls_key._directory is None  # pylint: disable=protected-access
         by_id = _Store(TPM_LIBRARY, label=None)
         assert 'by id only' in tpmtls.attach_client_key(by_id, stack) and by_id.tls_key is None
         soft = _Store('/usr/lib/softhsm/libsofthsm2.so')
