@@ -9,10 +9,6 @@
 # Thin layer over the C# in EstWin.cs (parsing, PKCS#10, renewal decision) and EstWinPlatform.cs (the store, CNG
 # keys), which are tested with Mono; this file maps options to calls and results.
 
-using namespace ansible_collections.pki.est.plugins.module_utils.EstWin
-using namespace ansible_collections.pki.est.plugins.module_utils.EstWinPlatform
-using namespace System.Security.Cryptography.X509Certificates
-
 $spec = @{
     options = @{
         state = @{ type = 'str'; choices = 'present', 'absent', 'request', 'accept', 'query'; default = 'present' }
@@ -43,9 +39,21 @@ $spec = @{
     supports_check_mode = $true
 }
 $module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+# The C# types, by their full names (loaded by #AnsibleRequires above).
+$EstWin = 'ansible_collections.pki.est.plugins.module_utils.EstWin'
+$Platform = 'ansible_collections.pki.est.plugins.module_utils.EstWinPlatform'
+$X509 = 'System.Security.Cryptography.X509Certificates'
+$Pem = [type]"$EstWin.Pem"
+$CertFacts = [type]"$EstWin.CertFacts"
+$RenewWindow = [type]"$EstWin.RenewWindow"
+$RenewalDecision = [type]"$EstWin.RenewalDecision"
+$RenewalConfig = [type]"$EstWin.RenewalConfig"
+$EstException = [type]"$EstWin.EstException"
+$CertificateStore = [type]"$Platform.X509StoreCertificateStore"
+$KeyStorageFlags = [type]"$X509.X509KeyStorageFlags"
 $p = $module.Params
 $check = $module.CheckMode
-$providers = @{ software = [RenewalConfig]::SoftwareProvider; tpm = [RenewalConfig]::PlatformProvider }
+$providers = @{ software = $RenewalConfig::SoftwareProvider; tpm = $RenewalConfig::PlatformProvider }
 $machine = $p.store_location -eq 'LocalMachine'
 # Where the name of a request's key is kept until its certificate is accepted (the key itself is in CNG).
 $pendingDir = if ($machine) { Join-Path $env:ProgramData 'pki.est\pending' } else { Join-Path $env:LOCALAPPDATA 'pki.est\pending' }
@@ -58,12 +66,12 @@ function Fail-With([string]$Kind, [string]$Message) {
 function Get-EstError([Exception]$Exception) {
     # A .NET exception reaches PowerShell wrapped (MethodInvocationException): the EstException inside.
     $e = $Exception
-    while ($e -isnot [EstException] -and $null -ne $e.InnerException) { $e = $e.InnerException }
+    while ($e -isnot $EstException -and $null -ne $e.InnerException) { $e = $e.InnerException }
     $e
 }
 
 function Get-Store([string]$Name) {
-    New-Object X509StoreCertificateStore ([X509StoreCertificateStore]::ParseLocation($p.store_location)), $Name
+    New-Object $CertificateStore ($CertificateStore::ParseLocation($p.store_location)), $Name
 }
 
 function Get-Thumbprints([string]$Name) {
@@ -72,25 +80,25 @@ function Get-Thumbprints([string]$Name) {
 
 function Read-Input {
     # The certificates of path or content: PEM (one or more), DER, PKCS#7; or PKCS#12 with its keys.
-    if ($p.content) { return ,@{ ders = [Pem]::ReadCertificates([System.Text.Encoding]::ASCII.GetBytes($p.content)); pfx = $null } }
+    if ($p.content) { return ,@{ ders = $Pem::ReadCertificates([System.Text.Encoding]::ASCII.GetBytes($p.content)); pfx = $null } }
     if (-not $p.path) { Fail-With 'invalid_input' 'state=present needs path or content' }
     if (-not (Test-Path -LiteralPath $p.path)) { Fail-With 'invalid_input' "$($p.path) does not exist" }
     $bytes = [System.IO.File]::ReadAllBytes($p.path)
     if ($p.path -match '\.(p12|pfx)$' -or $null -ne $p.password) {
-        $flags = [X509KeyStorageFlags]::PersistKeySet
-        $flags = $flags -bor $(if ($machine) { [X509KeyStorageFlags]::MachineKeySet } else { [X509KeyStorageFlags]::UserKeySet })
-        if ($p.key_exportable) { $flags = $flags -bor [X509KeyStorageFlags]::Exportable }
-        $collection = New-Object X509Certificate2Collection
+        $flags = $KeyStorageFlags::PersistKeySet
+        $flags = $flags -bor $(if ($machine) { $KeyStorageFlags::MachineKeySet } else { $KeyStorageFlags::UserKeySet })
+        if ($p.key_exportable) { $flags = $flags -bor $KeyStorageFlags::Exportable }
+        $collection = New-Object "$X509.X509Certificate2Collection"
         try { $collection.Import($bytes, $p.password, $flags) }
         catch { Fail-With 'invalid_input' "cannot read the PKCS#12 file $($p.path) (wrong password?): $($_.Exception.Message)" }
         return ,@{ ders = $null; pfx = $collection }
     }
-    try { return ,@{ ders = [Pem]::ReadCertificates($bytes); pfx = $null } }
-    catch [EstException] { Fail-With 'invalid_input' "$($p.path): $((Get-EstError $_.Exception).Message)" }
+    try { return ,@{ ders = $Pem::ReadCertificates($bytes); pfx = $null } }
+    catch { Fail-With 'invalid_input' "$($p.path): $((Get-EstError $_.Exception).Message)" }
 }
 
 function Get-Selected([object[]]$Certificates) {
-    $wanted = if ($p.thumbprint) { [CertFacts]::NormalizeThumbprint($p.thumbprint) } else { $null }
+    $wanted = if ($p.thumbprint) { $CertFacts::NormalizeThumbprint($p.thumbprint) } else { $null }
     @($Certificates | Where-Object {
             ($wanted -and $_.Facts.Thumbprint -eq $wanted) -or
             ($p.friendly_name -and $_.FriendlyName -ceq $p.friendly_name) -or
@@ -104,17 +112,17 @@ try {
             if (-not ($p.thumbprint -or $p.subject -or $p.friendly_name)) {
                 Fail-With 'invalid_input' 'state=query needs thumbprint, subject or friendly_name'
             }
-            $window = [RenewWindow]::Parse($p.renew_before)
+            $window = $RenewWindow::Parse($p.renew_before)
             $now = [DateTime]::UtcNow
             $found = foreach ($stored in (Get-Selected (Get-Store $p.store_name).Certificates())) {
                 $facts = $stored.Facts
-                $decision = [RenewalDecision]::Decide($facts.NotBefore, $facts.NotAfter, $window, $now, $false)
+                $decision = $RenewalDecision::Decide($facts.NotBefore, $facts.NotAfter, $window, $now, $false)
                 [ordered]@{
                     thumbprint = $facts.Thumbprint; subject = $facts.Subject; issuer = $facts.Issuer
                     not_before = $facts.NotBeforeIso; not_after = $facts.NotAfterIso
                     subject_alt_name = @($facts.SubjectAltNames); friendly_name = $stored.FriendlyName
                     has_private_key = $stored.HasPrivateKey; key_provider = $stored.KeyProvider
-                    renewal_due = $decision.Action -ne [RenewalDecision]::None
+                    renewal_due = $decision.Action -ne $RenewalDecision::None
                     days_remaining = [int][Math]::Floor(($facts.NotAfter - $now).TotalDays)
                 }
             }
@@ -124,7 +132,7 @@ try {
             $source = Read-Input
             $before = @{}
             $imported = New-Object System.Collections.Generic.List[string]
-            $certs = if ($source.pfx) { @($source.pfx) } else { @($source.ders | ForEach-Object { New-Object X509Certificate2 (, [byte[]]$_) }) }
+            $certs = if ($source.pfx) { @($source.pfx) } else { @($source.ders | ForEach-Object { New-Object "$X509.X509Certificate2" (, [byte[]]$_) }) }
             foreach ($cert in $certs) {
                 $target = $p.store_name
                 if ($target -eq 'auto') {
@@ -146,7 +154,7 @@ try {
         'absent' {
             $store = Get-Store $p.store_name
             $all = $store.Certificates()
-            if ($p.thumbprint) { $gone = @(Get-Selected $all | Where-Object { $_.Facts.Thumbprint -eq [CertFacts]::NormalizeThumbprint($p.thumbprint) }) }
+            if ($p.thumbprint) { $gone = @(Get-Selected $all | Where-Object { $_.Facts.Thumbprint -eq $CertFacts::NormalizeThumbprint($p.thumbprint) }) }
             elseif ($p.subject -and $p.match_subject) { $gone = @($all | Where-Object { $_.Facts.Subject -eq $p.subject }) }
             else { Fail-With 'invalid_input' 'state=absent needs thumbprint, or subject with match_subject=true' }
             foreach ($stored in $gone) {
@@ -164,7 +172,7 @@ try {
                 Fail-With 'invalid_input' "name '$($p.name)' must be letters, digits and _ . @ + = -"
             }
             # The subject and SANs are checked (a CSR is built and thrown away) before any key is made.
-            $builder = New-Object Pkcs10Builder
+            $builder = New-Object "$EstWin.Pkcs10Builder"
             foreach ($part in ($p.subject -split '(?<!\\),')) {
                 $pair = $part.Trim() -split '=', 2
                 if ($pair.Count -ne 2 -or -not $pair[0]) { Fail-With 'invalid_input' "subject '$($p.subject)' is not NAME=value,..." }
@@ -173,7 +181,7 @@ try {
             foreach ($san in @($p.subject_alt_name)) { if ($san) { [void]$builder.AddSubjectAltName($san) } }
             foreach ($usage in @($p.key_usage)) { if ($usage) { [void]$builder.AddKeyUsage($usage) } }
             foreach ($usage in @($p.extended_key_usage)) { if ($usage) { [void]$builder.AddExtendedKeyUsage($usage) } }
-            $keys = New-Object CngKeyFactory $providers[$p.key_storage], $machine
+            $keys = New-Object "$Platform.CngKeyFactory" $providers[$p.key_storage], $machine
             $marker = Join-Path $pendingDir "$($p.name).json"
             $keyName = $null
             if (Test-Path -LiteralPath $marker) {
@@ -195,7 +203,7 @@ try {
                     Set-Content -LiteralPath $marker -Encoding UTF8
             }
             $handle = $keys.CreatePendingKey($keyName, $p.key_algorithm)
-            $module.Result.csr = [Pem]::Encode('CERTIFICATE REQUEST', $builder.Build($handle.Signer()))
+            $module.Result.csr = $Pem::Encode('CERTIFICATE REQUEST', $builder.Build($handle.Signer()))
         }
         'accept' {
             $marker = Join-Path $pendingDir "$($p.name).json"
@@ -203,15 +211,15 @@ try {
                 Fail-With 'host_state' "there is no pending request named '$($p.name)' (state=request makes one)"
             }
             $pending = Get-Content -LiteralPath $marker -Raw | ConvertFrom-Json
-            $keys = New-Object CngKeyFactory $providers[$pending.key_storage], $machine
+            $keys = New-Object "$Platform.CngKeyFactory" $providers[$pending.key_storage], $machine
             $handle = $keys.OpenKey($pending.key_name)
             if ($null -eq $handle) {
                 Fail-With 'host_state' "the key $($pending.key_name) of the pending request '$($p.name)' is gone; run state=request again"
             }
-            $ders = [Pem]::ReadCertificates([System.Text.Encoding]::ASCII.GetBytes($p.certificate))
+            $ders = $Pem::ReadCertificates([System.Text.Encoding]::ASCII.GetBytes($p.certificate))
             $issued = $ders | Where-Object { $handle.Matches($_) } | Select-Object -First 1
             if ($null -eq $issued) { Fail-With 'key_conflict' "the certificate is not for the key $($pending.key_name)" }
-            $facts = [CertFacts]::Parse($issued)
+            $facts = $CertFacts::Parse($issued)
             $module.Result.thumbprint = $facts.Thumbprint
             $module.Result.key_name = $pending.key_name
             $store = Get-Store $p.store_name
@@ -225,8 +233,10 @@ try {
         }
     }
 }
-catch [EstException] {
+catch {
+    # An EstException from the C# has a kind (invalid_input, key_store, ...); anything else is a bug to report.
     $e = Get-EstError $_.Exception
+    if ($e -isnot $EstException) { throw }
     $module.Result.error_kind = $e.Kind
     $module.FailJson($e.Message)
 }
