@@ -83,6 +83,20 @@ def _bundle():
     return _cache['bundle']
 
 
+def run_then_send(action, args, task_vars, needed, send):
+    """Run the module of ``action`` with ``args``; when it answers ``needed`` (the host lacks what only the controller
+    has), run ``send()``, which gives it that and returns the module's second answer. The first answer costs one
+    module execution, so a host with nothing to change pays only that (est_agent, win_renewal_task)."""
+    try:
+        outcome = action._execute_module(module_args=args, task_vars=task_vars)  # pylint: disable=protected-access
+        if outcome.get(needed) and not outcome.get('failed'):
+            outcome = send()
+    finally:
+        action._remove_tmp_path(action._connection._shell.tmpdir)  # pylint: disable=protected-access
+    outcome.pop(needed, None)
+    return outcome
+
+
 class ActionModule(ActionBase):
 
     _supports_check_mode = True
@@ -100,14 +114,7 @@ class ActionModule(ActionBase):
         except (IOError, OSError) as exc:
             raise AnsibleActionFail('cannot pack the EST engine from %s: %s' % (_ENGINE_DIR, exc))
         args['bundle_version'] = version
-        try:
-            outcome = self._execute_module(module_args=args, task_vars=task_vars)
-            if outcome.get('bundle_needed') and not outcome.get('failed'):
-                outcome = self._send_and_install(args, data, task_vars)
-        finally:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
-        outcome.pop('bundle_needed', None)
-        result.update(outcome)
+        result.update(run_then_send(self, args, task_vars, 'bundle_needed', lambda: self._send_and_install(args, data, task_vars)))
         return result
 
     def _send_and_install(self, args, data, task_vars):

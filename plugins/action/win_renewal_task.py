@@ -19,7 +19,7 @@ import os
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.pki.est.plugins.action.est_agent import collection_version
+from ansible_collections.pki.est.plugins.action.est_agent import collection_version, run_then_send
 
 _COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SOURCES = (
@@ -59,12 +59,6 @@ class ActionModule(ActionBase):
         except (IOError, OSError, UnicodeDecodeError) as exc:
             raise AnsibleActionFail('cannot read the renewal client sources under %s: %s' % (_COLLECTION_ROOT, exc))
         args['client_version'] = version
-        try:
-            outcome = self._execute_module(module_args=args, task_vars=task_vars)
-            if outcome.get('sources_needed') and not outcome.get('failed'):
-                outcome = self._execute_module(module_args=dict(args, client_sources=sources), task_vars=task_vars)
-        finally:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
-        outcome.pop('sources_needed', None)
-        result.update(outcome)
+        result.update(run_then_send(self, args, task_vars, 'sources_needed',
+                                    lambda: self._execute_module(module_args=dict(args, client_sources=sources), task_vars=task_vars)))
         return result
