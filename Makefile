@@ -21,11 +21,12 @@ TPM_PACKAGES := swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0 lib
 	libtpm2-pkcs11-tools dbus-daemon tpm2-openssl
 # Windows support's C# (no Windows here): compiled and tested with Mono (docs/windows.md).
 MONO_PACKAGES := mono-mcs mono-runtime libmono-system-security4.0-cil
-SYSTEM_PACKAGES := shellcheck openssh-server openssh-client ca-certificates openssl procps softhsm2 $(TPM_PACKAGES) \
+SYSTEM_PACKAGES := shellcheck openssh-server openssh-client ca-certificates openssl procps jq chromium softhsm2 $(TPM_PACKAGES) \
 	$(MONO_PACKAGES)
 # make test installs them: a test that would skip for want of them fails instead.
 export PKI_EST_REQUIRE_TPM := 1
 export PKI_EST_REQUIRE_MONO := 1
+export PKI_EST_REQUIRE_BROWSER := 1
 PYTEST_FLAGS ?= -q
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false

@@ -72,9 +72,15 @@ options:
     default: false
   wait_timeout:
     description:
-      - Seconds to keep polling within this run when the server answers 202 (request pending),
-        honouring its C(Retry-After). With V(0) the module returns RV(pending=true) at once
-        and the next run resubmits the same request.
+      - Seconds this run may wait for a server that asks to be asked again, one budget for all its waits.
+      - HTTP 202 (request pending) - poll, honouring its C(Retry-After) (or every 5 s). With V(0) the module returns
+        RV(pending=true) at once and the next run resubmits the same request.
+      - HTTP 503 (busy) or 429 (too many requests) - the server took nothing, so any request (also C(/csrattrs) and
+        C(/cacerts)) is sent again after its C(Retry-After) plus a random delay of up to half of it (at least 1 s, at
+        most 30 s), so that hosts turned away together do not come back together; without a C(Retry-After) after 5 s,
+        doubling up to 60 s. When the server asks for a longer wait than is left, or with V(0), the module fails at
+        once with C(error_kind=busy) and RV(retry_after), and nothing on the host changes (no key is written).
+      - RV(waited_seconds) and RV(retries) report what was waited.
     type: int
     default: 0
   san_policy:

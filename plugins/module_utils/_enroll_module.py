@@ -172,13 +172,14 @@ def _exit_if_unchanged(module, kwargs):
     Answered before the enrollment engine is even loaded, so the run costs little more than
     Ansible's own start-up.
     """
-    if kwargs.get('force') or kwargs.get('external_csr') is not None or not kwargs.get('cert_path'):
+    if kwargs.get('force') or kwargs.get('replace_revoked') or kwargs.get('external_csr') is not None or not kwargs.get('cert_path'):
         return
     from .statecache import unchanged
     facts = unchanged(kwargs['cert_path'], kwargs['key_path'], kwargs['chain_path'], kwargs['wanted'],
                       (kwargs['fullchain_path'], kwargs['pkcs12_path']))
     if facts is not None:
-        module.exit_json(changed=False, action='none', reasons=[], pending=False, requests_made=0, **facts)
+        module.exit_json(changed=False, action='none', reasons=[], pending=False, requests_made=0, waited_seconds=0.0, retries=0,
+                         **facts)
 
 
 def octal_mode(module, value, name):
@@ -227,12 +228,13 @@ def run_enrollment(module, options):
             require_libraries(module, network=True)
             result = job.run()
     except ESTError as exc:
-        fail(module, exc, changed=writer.changed, requests_made=job.requests_made)
+        fail(module, exc, changed=writer.changed, requests_made=job.requests_made, **job.waiter.facts())
     except (OSError, ValueError, TypeError) as exc:  # a host or library condition the engine did not foresee
-        unexpected(module, exc, changed=writer.changed, requests_made=job.requests_made)
+        unexpected(module, exc, changed=writer.changed, requests_made=job.requests_made, **job.waiter.facts())
     for warning in job.warnings:
         module.warn(warning)
     result['requests_made'] = job.requests_made
+    result.update(job.waiter.facts())  # time spent waiting for a pending or busy server (see waiting.py)
     result['changed'] = bool(result['changed'] or writer.changed)
     if writer.backup_files:
         result['backup_files'] = writer.backup_files

@@ -14,7 +14,10 @@ certificate:
   certificate (RFC 7030 4.2.2), the same :class:`~.enroll.Enrollment` the modules run, so
   verification, the crash-safe swap (:mod:`.install`) and pending requests behave alike;
   then the certificate's post-renew commands;
-- expired or missing: said plainly - an agent cannot bootstrap; the playbook must run again.
+- expired or missing: said plainly - an agent cannot bootstrap; the playbook must run again;
+- with ``replace_revoked``: the CA is asked every run (OCSP or CRL, :mod:`.revocation`); a
+  revoked certificate is replaced with a new key through ``/simpleenroll`` and the HTTP Basic
+  credentials of the credentials file (a revoked certificate cannot authenticate a renewal).
 
 One line per certificate and decision goes to stdout (failures to stderr), never a secret.
 Exit codes: 0 all fine (a pending request included), 1 something failed, 2 the config is
@@ -41,6 +44,8 @@ EXIT_CONFIG = 2
 CONFIG_VERSION = 1
 DEFAULT_CONFIG = '/etc/pki-est-agent/config.json'
 COMMAND_TIMEOUT = 300
+# Seconds a renewal may wait for a busy (503, 429) or pending (202) server within one run (config key wait_timeout).
+DEFAULT_WAIT_TIMEOUT = 300
 
 # Per-certificate keys of the config; values as the est_enroll module takes them.
 _CERT_KEYS = {
@@ -49,7 +54,7 @@ _CERT_KEYS = {
     'common_name': str, 'subject': dict, 'subject_alt_name': list, 'key_usage': list, 'extended_key_usage': list,
     'key_type': str, 'renew_before': str, 'rekey': bool, 'owner': (str, int), 'group': (str, int),
     'mode': str, 'key_mode': str, 'post_renew': list, 'timeout': int, 'san_policy': str,
-    'private_key_uri': str, 'pkcs11_module': str,
+    'private_key_uri': str, 'pkcs11_module': str, 'replace_revoked': bool, 'wait_timeout': int,
 }
 _REQUIRED = ('name', 'url', 'path')
 _TOP_KEYS = {'version': int, 'certificates': list, 'state_dir': str, 'metrics_path': str, 'credentials_path': str}
@@ -146,13 +151,17 @@ class Outcome:
         self.message = message
         self.not_after = not_after    # datetime or None
         self.changed = changed
+        self.waits = None             # {'waited_seconds', 'retries'} when the run talked to the server
 
     @property
     def failed(self):
         return self.status == 'failed'
 
     def line(self):
-        return '%s: %s: %s' % (self.name, self.status, self.message)
+        waits = ''
+        if self.waits and self.waits['retries']:
+            waits = ' (the server was busy or pending: waited %s s over %d retries)' % (self.waits['waited_seconds'], self.waits['retries'])
+        return '%s: %s: %s%s' % (self.name, self.status, self.message, waits)
 
 
 def _utc(text):
@@ -232,6 +241,8 @@ class CertificateJob:
         entry = self.entry
         if entry.get('private_key_uri'):
             return None  # a key in a token is compared with the certificate on every run (the record knows files only)
+        if entry.get('replace_revoked'):
+            return None  # the record cannot know about a revocation: the CA is asked on every run
         return unchanged(entry['path'], entry['private_key_path'], entry.get('chain_path'), self.wanted(),
                          (entry.get('fullchain_path'), entry.get('pkcs12_path')))
 
@@ -248,6 +259,8 @@ class CertificateJob:
             san_policy=entry.get('san_policy') or 'fail', external_keys=external_keys,
             key_mode=_mode(entry.get('key_mode'), 0o600), cert_mode=_mode(entry.get('mode'), None),
             pkcs12_path=entry.get('pkcs12_path'), pkcs12_passphrase=self.pkcs12_passphrase,
+            wait_timeout=entry.get('wait_timeout', DEFAULT_WAIT_TIMEOUT),
+            replace_revoked=bool(entry.get('replace_revoked')), revocation_timeout=entry.get('timeout') or 30,
         )
         connection = dict(url=entry['url'], ca_label=entry.get('ca_label'), ca_path=entry.get('ca_path'),
                           username=self.username, password=self.password, client_cert_path=None, client_key_path=None,
@@ -263,6 +276,7 @@ class CertificateJob:
                 return Outcome(self.name, 'ok', 'nothing to do: %s, valid until %s' % (facts.get('subject'), facts.get('not_after')),
                                _utc(facts['not_after']))
         import contextlib
+        job = None
         try:
             with contextlib.ExitStack() as stack:
                 job, files = self.enrollment(force=force, external_keys=self._token_keys(stack))
@@ -270,11 +284,14 @@ class CertificateJob:
                 if check:
                     return self._checked(job, action, reasons)
                 result = job.run()
+            outcome = self._after(job, result, files)
         except ESTError as exc:
-            return self._failed(exc)
+            outcome = self._failed(exc)
         except (OSError, ValueError, TypeError, KeyError) as exc:
-            return Outcome(self.name, 'failed', 'unexpected %s: %s' % (type(exc).__name__, exc))
-        return self._after(job, result, files)
+            outcome = Outcome(self.name, 'failed', 'unexpected %s: %s' % (type(exc).__name__, exc))
+        if job is not None:
+            outcome.waits = job.waiter.facts()
+        return outcome
 
     def _token_keys(self, stack):
         """The :class:`~.tokenkeys.TokenKeyStore` of an entry whose key is in a token (open while the job runs), or None."""
@@ -315,6 +332,8 @@ class CertificateJob:
         words = {'renewed': '', 'rekeyed': 'with a new key: ', 'recovered': 'finished an interrupted renewal: ',
                  'cleaned': 'removed what an interrupted run left: ', 'completed': 'wrote missing chain files: '}
         prefix = words.get(result['action'], result['action'] + ': ')
+        if (result.get('revocation') or {}).get('status') == 'revoked':
+            prefix = 'replaced the revoked certificate (%s) %s' % (result['revocation']['reason'], prefix)
         message = '%s%s, serial %s, valid until %s' % (prefix, result.get('subject'), result.get('serial'), until)
         for warning in job.warnings:
             message += '; warning: %s' % warning
@@ -372,6 +391,9 @@ def update_state(state, outcomes, now):
         entry['last_run'] = stamp
         entry['last_status'] = outcome.status
         entry['last_message'] = outcome.message
+        if outcome.waits is not None:
+            entry['last_waited_seconds'] = outcome.waits['waited_seconds']
+            entry['last_retries'] = outcome.waits['retries']
         if outcome.not_after is not None:
             entry['not_after'] = outcome.not_after.strftime('%Y-%m-%dT%H:%M:%SZ')
         if outcome.failed:

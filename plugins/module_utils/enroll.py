@@ -19,35 +19,34 @@ import time
 
 from . import codecs
 from .errors import ESTError, ESTPending
+from .waiting import Waiter
 
-DEFAULT_POLL_SECONDS = 5
 
-
-def post_with_polling(transport, operation, csr_der, wait_timeout=0, sleep=time.sleep, clock=time.monotonic, send=None):
+def post_with_polling(transport, operation, csr_der, wait_timeout=0, sleep=time.sleep, clock=time.monotonic, send=None,
+                      waiter=None):
     """POST the CSR to ``operation`` and return the first non-202 answer.
 
-    While the server answers 202 and ``wait_timeout`` seconds are not used up, wait for its
-    ``Retry-After`` (or 5 s) and send the same request again; then raise the last
-    :class:`ESTPending`. ``send()``, when given, sends the request instead (a linked request
-    builds its CSR anew for each connection, see :mod:`.linking`).
+    While the server answers 202 and the time budget lasts, wait for its ``Retry-After`` (or 5 s)
+    and send the same request again; then raise the last :class:`ESTPending`. The budget is
+    ``waiter``'s (a job's :class:`~.waiting.Waiter`, whose transports also retry busy answers
+    within it), else ``wait_timeout`` seconds from now. ``send()``, when given, sends the request
+    instead (a linked request builds its CSR anew for each connection, see :mod:`.linking`).
     """
-    deadline = clock() + max(0, wait_timeout or 0)
+    waiter = waiter or Waiter(wait_timeout, sleep, clock)
+    waiter.begin()
     while True:
         try:
             if send is not None:
                 return send()
             return transport.post(operation, csr_der, codecs.PKCS10_MEDIA_TYPE)
         except ESTPending as pending:
-            remaining = deadline - clock()
-            if remaining <= 0:
-                raise
-            delay = pending.retry_after if pending.retry_after is not None else DEFAULT_POLL_SECONDS
-            sleep(max(0.2, min(delay, remaining)))
+            waiter.pause(pending)
 
 
-def request_certificate(transport, operation, csr_der, wait_timeout=0, sleep=time.sleep, clock=time.monotonic, send=None):
+def request_certificate(transport, operation, csr_der, wait_timeout=0, sleep=time.sleep, clock=time.monotonic, send=None,
+                        waiter=None):
     """POST the CSR (polling while pending, see :func:`post_with_polling`); the answer's certificates."""
-    response = post_with_polling(transport, operation, csr_der, wait_timeout, sleep, clock, send)
+    response = post_with_polling(transport, operation, csr_der, wait_timeout, sleep, clock, send, waiter)
     if response.status == 204 or not response.body:
         raise ESTError('bad_response', 'the server answered %s with HTTP %d and no certificate' % (operation, response.status))
     if not codecs.media_type_is(response.content_type, codecs.PKCS7_MEDIA_TYPES):
@@ -143,7 +142,8 @@ class Options:
                  external_csr=None, renew_only=False, csr_attributes='ignore', server_keygen=False,
                  decrypt_cert_path=None, decrypt_key_path=None, pkcs12_path=None, pkcs12_passphrase=None,
                  fullcmc=False, ra_cert_path=None, ra_key_path=None, identification=None, extra_csrs=(),
-                 cmc_response_check='strict', csr_attributes_unmet='fail', pop_linking='auto', external_keys=None):
+                 cmc_response_check='strict', csr_attributes_unmet='fail', pop_linking='auto', external_keys=None,
+                 replace_revoked=False, revocation_timeout=10):
         from .hoststate import Wanted
         self.cert_path = cert_path
         self.key_path = key_path
@@ -179,19 +179,22 @@ class Options:
         self.pop_linking = pop_linking
         # A :class:`~.tokenkeys.TokenKeyStore` (the key in a PKCS#11 token) instead of the key file ``key_path``.
         self.external_keys = external_keys
+        # Check the current certificate's revocation status when nothing else is due (see Enrollment._check_revoked).
+        self.replace_revoked = replace_revoked
+        self.revocation_timeout = revocation_timeout
 
 
 class Enrollment:
     """One host's enrollment job: plan without the network, then run."""
 
-    def __init__(self, options, connection, files=None, transport_factory=None, sleep=time.sleep, clock=time.monotonic):
+    def __init__(self, options, connection, files=None, transport_factory=None, sleep=time.sleep, clock=time.monotonic, rng=None):
         self.options = options
         self.connection = dict(connection)
         self.files = files or Files()
         # requests costs about 0.1 s to import: only a run that talks to the server pays for it.
         self.transport_factory = transport_factory
-        self.sleep = sleep
-        self.clock = clock
+        # Every wait of the job (202 polls, busy retries of any request) comes out of one wait_timeout.
+        self.waiter = Waiter(options.wait_timeout, sleep, clock, rng)
         self.state = None
         self.action = None
         self.reasons = []
@@ -201,6 +204,7 @@ class Enrollment:
         self._transports = {}
         self.extra_certificates = []
         self.cmc_query = None  # (pendToken, transactionId) of a CMC request the server holds
+        self.revocation = None  # the answer of revocation.status_for when replace_revoked checked it
 
     # -- planning (no network) -------------------------------------------------------------
     def plan(self):
@@ -211,8 +215,9 @@ class Enrollment:
             self.state = hoststate.inspect(opts.cert_path, None) if opts.cert_path else hoststate.HostState()
             self.action, self.reasons = self._plan_external()
             return self.action, self.reasons
-        if not opts.force and opts.external_keys is None:
+        if not opts.force and opts.external_keys is None and not opts.replace_revoked:
             # A token key is compared with the certificate on every run: the record knows only files.
+            # replace_revoked asks the CA on every run: the record cannot know about a revocation.
             from . import statecache
             self.cached_facts = statecache.unchanged(opts.cert_path, opts.key_path, opts.chain_path, opts.wanted,
                                                      (opts.fullchain_path, opts.pkcs12_path))
@@ -229,8 +234,11 @@ class Enrollment:
                                        external_keys=opts.external_keys)
         self.action, self.reasons = hoststate.decide(self.state, opts.wanted, force=opts.force, reenroll=opts.reenroll,
                                                      invalid_certificate=opts.invalid_certificate)
+        if opts.replace_revoked and self.action == 'none':
+            self._check_revoked()
         # renew_only (the agent): a renewal needs a valid pair; with reenroll=never (a token key) a renewal is an 'enroll'.
-        if opts.renew_only and self.action == 'enroll' and not (
+        # A revoked pair is valid enough: it is replaced with /simpleenroll and HTTP Basic.
+        if opts.renew_only and self.action == 'enroll' and not self._revoked() and not (
                 opts.reenroll == 'never' and self.state.cert is not None and self.state.key is not None
                 and self._current_pair_valid()):
             raise ESTError('host_state', 'there is no valid certificate to renew at %s (%s); enroll first'
@@ -244,6 +252,26 @@ class Enrollment:
             self.action = 'complete'
             self.reasons = self._output_reasons
         return self.action, self.reasons
+
+    def _check_revoked(self):
+        """A current certificate that its CA revoked is due: enrolled anew (``enroll``) with a new key.
+
+        The check runs only when nothing else is due and makes HTTP requests (OCSP or the CRL, see
+        :mod:`.revocation`), also in check mode. Its issuer is looked up in the chain file, the trust
+        anchors (``ca_path``) and ``intermediates_path``. An error (ESTError ``revocation_check``)
+        propagates before anything was written: the key and certificate stay as they are.
+        """
+        from .revocation import status_for
+        candidates = list(self.state.chain) + _stored_anchors(self.connection.get('ca_path')) + self._intermediates()
+        self.revocation = status_for(self.state.cert, candidates, 'auto', self.options.revocation_timeout)
+        if self.revocation['status'] == 'revoked':
+            self.action = 'enroll'
+            self.reasons = ['the certificate was revoked at %s (reason %s, says %s %s)'
+                            % (self.revocation['revocation_time'], self.revocation['reason'], self.revocation['source'],
+                               self.revocation['url'])]
+
+    def _revoked(self):
+        return self.revocation is not None and self.revocation['status'] == 'revoked'
 
     def _missing_outputs(self):
         """Chain, full chain or PKCS#12 files that are asked for but missing, or whose content is not
@@ -335,7 +363,8 @@ class Enrollment:
         opts, state = self.options, self.state
         if opts.external_csr is not None:
             return False
-        if state.key is None or opts.rekey:
+        # A revoked certificate's key may be the reason it was revoked (keyCompromise): never certify it again.
+        if state.key is None or opts.rekey or self._revoked():
             return True
         if opts.key_type and key_type_of(state.key) != opts.key_type:
             return True
@@ -613,12 +642,13 @@ class Enrollment:
             if factory is None:
                 from .transport import ESTTransport as factory
             cache[kind] = factory(**connection)
+            cache[kind].waiter = self.waiter
         return cache[kind]
 
-    def _counted(self, transport, call, *args):
+    def _counted(self, transport, call, *args, **kwargs):
         before = getattr(transport, 'requests_made', 0)
         try:
-            return call(*args)
+            return call(*args, **kwargs)
         finally:
             self.requests_made += getattr(transport, 'requests_made', 0) - before
 
@@ -659,8 +689,7 @@ class Enrollment:
                         self.warnings.append(message)
                     return transport.post(operation, der, codecs.PKCS10_MEDIA_TYPE)
         try:
-            certs = self._counted(transport, request_certificate, transport, operation, der, self.options.wait_timeout,
-                                  self.sleep, self.clock, send)
+            certs = self._counted(transport, request_certificate, transport, operation, der, send=send, waiter=self.waiter)
         except ESTError as exc:
             if operation == 'simplereenroll' and exc.kind == 'tls':
                 _hint_client_auth(exc, self.state.cert if self.state is not None else None)
@@ -719,7 +748,6 @@ class Enrollment:
         if pending is not None and pending.cmc_token:
             import base64
             self.cmc_query = (base64.b64decode(pending.cmc_token), pending.transaction_id)
-        deadline = self.clock() + max(0, opts.wait_timeout or 0)
         while True:
             token, transaction_id = self.cmc_query or (None, None)
             try:
@@ -732,11 +760,7 @@ class Enrollment:
                 state = getattr(exc, 'cmc', None) or {}
                 if state.get('token'):
                     self.cmc_query = (state['token'], state['transaction_id'])
-                remaining = deadline - self.clock()
-                if remaining <= 0:
-                    raise
-                delay = exc.retry_after if exc.retry_after is not None else DEFAULT_POLL_SECONDS
-                self.sleep(max(0.2, min(delay, remaining)))
+                self.waiter.pause(exc)
         # Further requests of the same PKIData: their certificates are returned, found by key, not installed.
         for other in opts.extra_csrs:
             issued = codecs.find_certificate_for_key(certificates, other.public_key())
@@ -816,7 +840,7 @@ class Enrollment:
         from .hoststate import renewal_time
         opts = self.options
         facts = self._result(False, 'none', cert)
-        facts = dict((k, v) for k, v in facts.items() if k not in ('changed', 'action', 'reasons', 'pending'))
+        facts = dict((k, v) for k, v in facts.items() if k not in ('changed', 'action', 'reasons', 'pending', 'revocation'))
         text = statecache.record(opts.cert_path, opts.key_path, opts.chain_path, opts.wanted, facts,
                                  renewal_time(cert, opts.wanted.window), outputs=(opts.fullchain_path, opts.pkcs12_path))
         self.files.write(statecache.cache_path(opts.cert_path), text, opts.cert_mode, bookkeeping=True)
@@ -854,8 +878,7 @@ class Enrollment:
             decrypt_key = load_decrypt_key(opts.decrypt_cert_path, opts.decrypt_key_path)
             der = ask_for_encrypted_key(der, throwaway, decrypt_key[0])
         try:
-            response = self._counted(transport, post_with_polling, transport, 'serverkeygen', der, opts.wait_timeout,
-                                     self.sleep, self.clock)
+            response = self._counted(transport, post_with_polling, transport, 'serverkeygen', der, waiter=self.waiter)
         except ESTPending as exc:
             result = self._result(False, 'pending', previous)
             result.update(pending=True, retry_after=exc.retry_after)
@@ -890,6 +913,8 @@ class Enrollment:
         from .certinfo import cert_facts
         from .csr import extension_values
         result = {'changed': changed, 'action': action, 'reasons': list(self.reasons), 'pending': False}
+        if self.revocation is not None:
+            result['revocation'] = dict(self.revocation)
         if cert is not None:
             facts = cert_facts(cert)
             facts['subject_alt_name'] = extension_values(cert)['sans']

@@ -21,6 +21,7 @@ ERROR_KINDS = (
     'unexpected_content_type',  # a success answer with a media type we cannot use
     'bad_response',             # a success answer whose body cannot be decoded
     'pending',                  # 202: the request is accepted but not yet decided
+    'busy',                     # 503 / 429: the server is overloaded or throttles us; retry_after says when to come back
     'not_supported',            # 404 / 501: the server does not offer this operation
     'bootstrap_mismatch',       # the CA the server offers is not the one expected
     'bad_request',              # the server rejected what we sent (400 and friends)
@@ -28,6 +29,7 @@ ERROR_KINDS = (
     'key_store',                # a private key could not be read, written or used
     'host_state',               # files on the host are inconsistent or unreadable
     'verification',             # an issued certificate failed our checks
+    'revocation_check',         # a certificate's revocation status could not be had or trusted (revocation.py)
     # PKCS#11 tokens (tokenkeys.py, the tpm_key module, enrollment with token keys):
     'token_library',            # the PKCS#11 library is missing, not loadable, or not a PKCS#11 library
     'token_not_found',          # no token with that label / slot (the message lists the tokens there are)
@@ -68,4 +70,16 @@ class ESTPending(ESTError):
     def __init__(self, message, retry_after=None, status=202):
         super(ESTPending, self).__init__('pending', message, status=status,
                                          details={'retry_after': retry_after})
+        self.retry_after = retry_after
+
+
+class ESTBusy(ESTError):
+    """The server did not take the request because it is overloaded or throttles this client (HTTP 503, 429).
+
+    Nothing was done on the server: the same request may be sent again, after ``retry_after``
+    seconds when the server named them (RFC 9110 §10.2.3, §15.6.4; RFC 6585 §4). See :mod:`.waiting`.
+    """
+
+    def __init__(self, message, retry_after=None, status=503):
+        super(ESTBusy, self).__init__('busy', message, status=status, details={'retry_after': retry_after})
         self.retry_after = retry_after

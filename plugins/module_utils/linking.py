@@ -65,7 +65,12 @@ def _context(transport):
 
 def linked_post(transport, operation, make_der, content_type):
     """POST the body ``make_der(challenge)`` builds, ``challenge`` being the base64 tls-unique of the
-    connection it goes over; the answer as :meth:`ESTTransport._classify` gives it."""
+    connection it goes over; the answer as :meth:`ESTTransport._classify` gives it. A busy answer
+    (503, 429) is sent again, on a new connection with a new CSR, as the transport's waiter allows."""
+    return transport.waiter.call(_linked_post_once, transport, operation, make_der, content_type)
+
+
+def _linked_post_once(transport, operation, make_der, content_type):
     import http.client
     from urllib.parse import urlsplit
     url = transport.url_for(operation)

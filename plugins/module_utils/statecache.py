@@ -157,6 +157,29 @@ def lookup(cert_path, key_path, chain_path, wanted, now=None, outputs=None):
     return facts
 
 
+def vouched_facts(cert_path, key_path=None, chain_path=None):
+    """``(facts, key_vouched, chain_vouched)`` from the record when its certificate is the file as it is now, else None.
+
+    For readers that want facts, not a decision (the est_cert_info module): what was wanted and
+    the renewal window are not compared. ``key_vouched`` is True when ``key_path`` is the key file
+    the record saw (a record is written only for a matching pair); ``chain_vouched`` when
+    ``chain_path`` holds the chain the record saw (the certificate was verified with it then).
+    Either is False when not given or different.
+    """
+    try:
+        with open(cache_path(cert_path), 'r') as handle:
+            record = json.load(handle)
+        facts = dict(record['facts'])
+        recorded = record['snapshot']
+        if recorded['version'] != VERSION or recorded['cert_sha256'] != _file_sha256(cert_path):
+            return None
+        key_vouched = bool(key_path) and recorded['key'] is not None and recorded['key'] == _key_snapshot(key_path)
+        chain_vouched = bool(chain_path) and recorded['chain_sha256'] is not None and recorded['chain_sha256'] == _file_sha256(chain_path)
+    except (IOError, OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return facts, key_vouched, chain_vouched
+
+
 def _work_left(cert_path, other_paths):
     """A pending request, an installation to finish, or temp files of a killed run are on disk."""
     from .fileio import stale_temp_files

@@ -18,7 +18,8 @@ import re
 import ssl
 import warnings
 
-from .errors import ESTError, ESTPending
+from .errors import ESTBusy, ESTError, ESTPending
+from .waiting import Waiter
 
 try:  # The engine runs on hosts that may lack requests; modules report that cleanly.
     import requests
@@ -50,6 +51,8 @@ MAX_RETRY_AFTER = 86400
 _DELAY_SECONDS = re.compile(r'\A[0-9]+\Z')
 # An HTTP-date is printable ASCII; email.utils would read other digits too (int() again).
 _PRINTABLE_ASCII = re.compile(r'\A[\x20-\x7e]+\Z')
+# The server is overloaded (RFC 9110 §15.6.4) or throttles the client (RFC 6585 §4): nothing was done, ask again later.
+_BUSY = (429, 503)
 # Redirects that keep the method and the body (RFC 9110 §15.4.8, §15.4.9).
 _REDIRECTS_KEEPING_METHOD = (307, 308)
 _REDIRECTS = (301, 302, 303, 307, 308)
@@ -210,9 +213,12 @@ class ESTTransport:
     """Talks HTTPS to one EST server (one base URL, one CA label)."""
 
     def __init__(self, url, ca_label=None, ca_path=None, bootstrap=False, username=None, password=None,
-                 client_cert_path=None, client_key_path=None, timeout=DEFAULT_TIMEOUT, session=None, client_key=None):
+                 client_cert_path=None, client_key_path=None, timeout=DEFAULT_TIMEOUT, session=None, client_key=None,
+                 waiter=None):
         """``client_key``: a client key that is not a file (:class:`~.tpmtls.TPMClientKey`), for ``client_cert_path``;
-        every request then runs inside its ``window()``."""
+        every request then runs inside its ``window()``. ``waiter``: the :class:`~.waiting.Waiter` whose budget
+        a request that meets a busy server (503, 429) is sent again within; without one (or with a budget of 0)
+        the first busy answer raises ``busy``."""
         if not HAS_REQUESTS:
             raise ESTError('invalid_input', 'the Python library "requests" is required on the host: %s' % REQUESTS_IMPORT_ERROR)
         self.base_url = build_base_url(url, ca_label)
@@ -244,6 +250,8 @@ class ESTTransport:
         self.session.mount('https://', adapter)
         self.session.headers['User-Agent'] = USER_AGENT
         self.requests_made = 0
+        # A job shares one Waiter among its transports (see enroll.Enrollment): one budget for all its waits.
+        self.waiter = waiter if waiter is not None else Waiter()
 
     def tls_window(self):
         """The span a connection with this transport's client key is made in (see :mod:`.tpmtls`)."""
@@ -272,6 +280,10 @@ class ESTTransport:
         return self._request('POST', operation, headers, body)
 
     def _request(self, method, operation, headers, body):
+        """:meth:`_request_once`, sent again after a busy answer (503, 429) as long as :attr:`waiter` allows."""
+        return self.waiter.call(self._request_once, method, operation, headers, body)
+
+    def _request_once(self, method, operation, headers, body):
         """Send, follow same-origin redirects (at most :data:`MAX_REDIRECTS`), and classify the answer.
 
         Redirects (RFC 9110 §15.4) are followed only within the origin of ``url`` (RFC 7030
@@ -376,6 +388,13 @@ class ESTTransport:
             raise pending
         text = _server_text(response, payload)
         suffix = ': %s' % text if text else ''
+        if status in _BUSY:
+            retry_after = parse_retry_after(response.headers.get('Retry-After'))
+            busy = ESTBusy('the server is busy and did not take the %s request (HTTP %d, %s)%s'
+                           % (operation, status, 'retry after %s s' % retry_after if retry_after is not None
+                              else 'no usable Retry-After', suffix), retry_after=retry_after, status=status)
+            busy.response = ESTResponse(status, response.headers, payload, url)
+            raise busy
         if status == 401:
             challenge = response.headers.get('WWW-Authenticate', '')
             raise ESTError('auth_required', 'the server requires authentication for %s (HTTP 401%s)%s'

@@ -54,7 +54,9 @@ options:
         C(path), C(private_key_path) and optionally C(ca_label), C(ca_path), C(chain_path), C(fullchain_path),
         C(pkcs12_path), C(intermediates_path), C(common_name), C(subject), C(subject_alt_name), C(key_usage),
         C(extended_key_usage), C(key_type), C(renew_before), C(rekey), C(owner), C(group), C(mode), C(key_mode),
-        C(post_renew) (argument lists), C(san_policy), C(timeout).
+        C(post_renew) (argument lists), C(san_policy), C(timeout), C(replace_revoked) (ask the CA every run whether the
+        certificate is revoked, and replace a revoked one with a new key through C(/simpleenroll) and the HTTP Basic
+        credentials).
       - Entries as the M(pki.est.est_enroll) role resolves them (its C(est_enroll_certificates_resolved)) are taken
         too - their C(commands), C(restart_services) and C(reload_services) become C(post_renew) commands, and the
         keys only a first enrollment needs (C(dir), C(username), C(client_cert_path), C(client_key_path),

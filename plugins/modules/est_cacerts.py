@@ -94,6 +94,15 @@ options:
       - Requires O(dest).
     type: bool
     default: false
+  wait_timeout:
+    description:
+      - Seconds this run may wait when the server answers 503 (busy) or 429 (too many requests), honouring its
+        C(Retry-After) with a random delay of up to half of it (at least 1 s, at most 30 s) added, so that hosts turned
+        away together do not come back together. Without a C(Retry-After) it waits 5 s, doubling up to 60 s.
+      - When the server asks for a longer wait than is left, the module fails at once with RV(error_kind=busy) and
+        RV(retry_after) rather than wait past the budget. With V(0) (the default) the first busy answer fails that way.
+    type: int
+    default: 0
 notes:
   - Without O(refresh_before) every run asks the server, because the CA may have rolled over; the bundle is only written
     when it changes.
@@ -241,9 +250,24 @@ backup_file:
   returned: when O(backup=true) and the bundle was replaced
   type: str
 error_kind:
-  description: Class of failure, for example C(tls), C(bootstrap_mismatch), C(not_supported), C(bad_response).
+  description: Class of failure, for example C(tls), C(bootstrap_mismatch), C(not_supported), C(bad_response), C(busy).
   returned: failure
   type: str
+waited_seconds:
+  description: Seconds this run waited for a busy server (503, 429) before asking again, rounded to 0.1 s.
+  returned: when the server was asked, also on failure
+  type: float
+  sample: 2.7
+retries:
+  description: How many times this run sent a request again after a busy answer.
+  returned: when the server was asked, also on failure
+  type: int
+  sample: 2
+retry_after:
+  description: The server's C(Retry-After) in seconds (a date turned into seconds), when it failed the module as busy.
+  returned: when RV(error_kind=busy) and the server sent a usable C(Retry-After)
+  type: int
+  sample: 30
 '''
 
 import os
@@ -296,6 +320,7 @@ def main():
             backup=dict(type='bool', default=False),
             refresh_before=dict(type='str'),
             trust_existing=dict(type='bool', default=False),
+            wait_timeout=dict(type='int', default=0),
         ),
         required_together=CONNECTION_REQUIRED_TOGETHER,
         required_by=dict(CONNECTION_REQUIRED_BY, refresh_before='dest'),
@@ -334,12 +359,15 @@ def main():
         module.warn('%s; trusting %s instead' % (trust.note, trust.source))
     require_libraries(module)
 
+    from ansible_collections.pki.est.plugins.module_utils.waiting import Waiter
+    # One budget for both requests of a bootstrap (see cacerts.get_cacerts).
+    waiter = Waiter(params['wait_timeout'])
     try:
-        result = cacerts.get_cacerts_with(connection_kwargs(params), trust)
+        result = cacerts.get_cacerts_with(dict(connection_kwargs(params), waiter=waiter), trust)
     except ESTError as exc:
-        fail(module, exc)
+        fail(module, exc, **waiter.facts())
     except (OSError, ValueError, TypeError) as exc:
-        unexpected(module, exc)
+        unexpected(module, exc, **waiter.facts())
 
     for reason in result.reasons:
         module.warn('dropped a /cacerts certificate that does not validate (RFC 7030 4.1.3): %s' % reason)
@@ -348,7 +376,7 @@ def main():
         fetched=True,
         bootstrapped=result.bootstrapped,
         dropped=[c.subject.rfc4514_string() for c in result.dropped],
-        **_facts(result.certs)
+        **dict(_facts(result.certs), **waiter.facts())
     )
     if window is not None:
         output['refresh_due'] = _iso(cacerts.bundle_due(result.certs, window))

@@ -23,6 +23,16 @@ author:
   - pki.est developers (@pki-est)
 extends_documentation_fragment:
   - pki.est.connection
+options:
+  wait_timeout:
+    description:
+      - Seconds this run may wait when the server answers 503 (busy) or 429 (too many requests), honouring its
+        C(Retry-After) with a random delay of up to half of it (at least 1 s, at most 30 s) added, so that hosts turned
+        away together do not come back together. Without a C(Retry-After) it waits 5 s, doubling up to 60 s.
+      - When the server asks for a longer wait than is left, the module fails at once with RV(error_kind=busy) and
+        RV(retry_after) rather than wait past the budget. With V(0) (the default) the first busy answer fails that way.
+    type: int
+    default: 0
 attributes:
   check_mode:
     support: full
@@ -83,9 +93,24 @@ requirements:
   returned: success
   type: dict
 error_kind:
-  description: Class of failure (C(tls), C(auth_required), C(bad_response), ...).
+  description: Class of failure (C(tls), C(auth_required), C(bad_response), C(busy), ...).
   returned: failure
   type: str
+waited_seconds:
+  description: Seconds this run waited for a busy server (503, 429) before asking again, rounded to 0.1 s.
+  returned: always, also on failure
+  type: float
+  sample: 2.7
+retries:
+  description: How many times this run sent a request again after a busy answer.
+  returned: always, also on failure
+  type: int
+  sample: 2
+retry_after:
+  description: The server's C(Retry-After) in seconds (a date turned into seconds), when it failed the module as busy.
+  returned: when RV(error_kind=busy) and the server sent a usable C(Retry-After)
+  type: int
+  sample: 30
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -99,7 +124,7 @@ from ansible_collections.pki.est.plugins.module_utils.errors import ESTError
 
 def main():
     module = AnsibleModule(
-        argument_spec=connection_argument_spec(),
+        argument_spec=connection_argument_spec(wait_timeout=dict(type='int', default=0)),
         required_together=CONNECTION_REQUIRED_TOGETHER,
         required_by=CONNECTION_REQUIRED_BY,
         supports_check_mode=True,
@@ -109,15 +134,17 @@ def main():
 
     from ansible_collections.pki.est.plugins.module_utils.csrattrs import fetch_csrattrs, to_csr_requirements
     from ansible_collections.pki.est.plugins.module_utils.transport import ESTTransport
+    from ansible_collections.pki.est.plugins.module_utils.waiting import Waiter
+    waiter = Waiter(module.params['wait_timeout'])
     try:
-        parsed = fetch_csrattrs(ESTTransport(**connection_kwargs(module.params)))
+        parsed = fetch_csrattrs(ESTTransport(waiter=waiter, **connection_kwargs(module.params)))
         requirements = to_csr_requirements(parsed or [])
     except ESTError as exc:
-        fail(module, exc)
+        fail(module, exc, **waiter.facts())
     except (OSError, ValueError, TypeError) as exc:
-        unexpected(module, exc)
+        unexpected(module, exc, **waiter.facts())
     module.exit_json(changed=False, supported=parsed is not None, attributes=parsed or [],
-                     oids=[item['oid'] for item in parsed or []], requirements=requirements)
+                     oids=[item['oid'] for item in parsed or []], requirements=requirements, **waiter.facts())
 
 
 if __name__ == '__main__':

@@ -44,7 +44,9 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Decides what would happen from the files on the host; makes no request.
+    description:
+      - Decides what would happen from the files on the host; makes no request to the EST server.
+      - With O(replace_revoked=true) it still asks the OCSP responder or fetches the CRL.
   diff_mode:
     support: full
     description: Shows the certificate facts before and after.
@@ -132,6 +134,21 @@ options:
     description:
       - Enroll this CSR (PEM text) instead of making a key and a CSR. Excludes O(private_key_path).
     type: str
+  replace_revoked:
+    description:
+      - When the current certificate is otherwise current (nothing else is due), ask whether its CA revoked it - the
+        OCSP responder named in its authority information access, else (or when the responder cannot be reached)
+        the CRL named in its CRL distribution points (RFC 6960, RFC 5280). The issuer is looked up in O(chain_path),
+        O(ca_path) and O(intermediates_path); O(timeout) applies to these requests too.
+      - A revoked certificate is due - it cannot authenticate a C(/simplereenroll), so a new key (a new token key
+        with O(private_key_uri)) is enrolled with C(/simpleenroll) and the configured credentials (O(username) and
+        O(password), or O(client_cert_path)), and the reason is in RV(reasons). The old key is never certified again,
+        since it may be why the certificate was revoked.
+      - A status that cannot be had or trusted (responder and CRL unreachable, a bad signature, a stale answer, status
+        unknown) fails the task with C(error_kind=revocation_check) and changes nothing.
+      - Every run makes this check (one HTTP request), so the run is no longer free of network calls.
+    type: bool
+    default: false
 notes:
   - A pending request survives between runs; delete C(<path>.pending.json) and C(<path>.pending.key) to abandon it.
   - When the CA issues a certificate without a requested subjectAltName and O(san_policy=fail), the refusal
@@ -169,6 +186,18 @@ EXAMPLES = r"""
     private_key_path: /etc/pki/est/host.key
     chain_path: /etc/pki/est/chain.pem
     renew_before: 30d
+
+- name: Keep a certificate current and replace it at once when its CA revokes it
+  pki.est.est_enroll:
+    url: https://est.example.com:8443
+    ca_path: /etc/pki/est/ca.pem
+    username: "{{ est_user }}"
+    password: "{{ est_password }}"
+    common_name: "{{ inventory_hostname }}"
+    path: /etc/pki/est/host.crt
+    private_key_path: /etc/pki/est/host.key
+    chain_path: /etc/pki/est/chain.pem
+    replace_revoked: true
 
 - name: Enroll with a device certificate, waiting up to 5 minutes for approval
   pki.est.est_enroll:
@@ -222,8 +251,11 @@ pending:
   returned: always
   type: bool
 retry_after:
-  description: Seconds the server asked to wait before asking again.
-  returned: when RV(pending=true)
+  description:
+    - Seconds the server asked to wait before asking again (its C(Retry-After); an HTTP-date is turned into seconds).
+    - On failure with RV(error_kind=busy) (HTTP 503 or 429 and no O(wait_timeout) left to wait that long), the wait the
+      busy server asked for.
+  returned: when RV(pending=true), or on failure with RV(error_kind=busy) when the server sent a usable C(Retry-After)
   type: int
 subject:
   description: Subject of the certificate, RFC 4514.
@@ -262,12 +294,34 @@ requests_made:
   description: HTTP requests sent to the EST server in this run (0 when nothing was due).
   returned: always
   type: int
+waited_seconds:
+  description:
+    - Seconds this run waited, within O(wait_timeout), for a server that answered 202 (pending) or 503 / 429 (busy) before
+      it asked again; rounded to 0.1 s.
+  returned: always, also on failure
+  type: float
+  sample: 1.7
+retries:
+  description: How many times this run asked again after a pending or busy answer.
+  returned: always, also on failure
+  type: int
+  sample: 1
 backup_files:
   description: Backup file names, by the path they were taken of.
   returned: when O(backup=true) and files were replaced
   type: dict
+revocation:
+  description:
+    - The revocation status of the certificate that was current before this run, when O(replace_revoked=true) checked it.
+    - C(status) (V(good) or V(revoked)), C(reason) and C(revocation_time) (UTC, ISO 8601) when revoked, C(source)
+      (V(ocsp) or V(crl)) and the C(url) asked, C(this_update) and C(next_update) of the answer, and C(ocsp_error)
+      when the responder could not be reached and the CRL answered.
+  returned: when O(replace_revoked=true) and the current certificate was checked
+  type: dict
+  sample: {"status": "revoked", "reason": "keyCompromise", "revocation_time": "2026-03-01T10:00:00Z", "source": "ocsp",
+           "url": "http://ocsp.example.com/", "this_update": "2026-03-01T10:05:00Z", "next_update": "2026-03-01T10:15:00Z"}
 error_kind:
-  description: Class of failure (C(tls), C(auth_required), C(pending), C(verification), C(key_store), ...).
+  description: Class of failure (C(tls), C(auth_required), C(pending), C(verification), C(key_store), C(revocation_check), ...).
   returned: failure
   type: str
 certificate_pem:
@@ -296,6 +350,7 @@ def main():
             csr_attributes_unmet=dict(type='str', default='fail', choices=['fail', 'warn']),
             csr_path=dict(type='path'),
             csr_content=dict(type='str'),
+            replace_revoked=dict(type='bool', default=False),
             **TOKEN_KEY_ARGUMENT_SPEC
         ),
         require_pair=False,
@@ -314,7 +369,8 @@ def main():
         fail(module, exc)
     run_module(module, ('csr_path',), reenroll=params['reenroll'], invalid_certificate=params['invalid_certificate'],
                challenge_password=params['challenge_password'], external_csr=external, csr_attributes=params['csr_attributes'],
-               csr_attributes_unmet=params['csr_attributes_unmet'], pop_linking=params['pop_linking'])
+               csr_attributes_unmet=params['csr_attributes_unmet'], pop_linking=params['pop_linking'],
+               replace_revoked=params['replace_revoked'], revocation_timeout=params['timeout'])
 
 
 def _external_csr(params):

@@ -130,8 +130,11 @@ pending:
   returned: always
   type: bool
 retry_after:
-  description: Seconds the server asked to wait before asking again.
-  returned: when RV(pending=true)
+  description:
+    - Seconds the server asked to wait before asking again (its C(Retry-After); an HTTP-date is turned into seconds).
+    - On failure with RV(error_kind=busy) (HTTP 503 or 429 and no O(wait_timeout) left to wait that long), the wait the
+      busy server asked for.
+  returned: when RV(pending=true), or on failure with RV(error_kind=busy) when the server sent a usable C(Retry-After)
   type: int
 subject:
   description: Subject of the certificate, RFC 4514.
@@ -170,6 +173,18 @@ requests_made:
   description: HTTP requests sent to the EST server in this run (0 when nothing was due).
   returned: always
   type: int
+waited_seconds:
+  description:
+    - Seconds this run waited, within O(wait_timeout), for a server that answered 202 (pending) or 503 / 429 (busy) before
+      it asked again; rounded to 0.1 s.
+  returned: always, also on failure
+  type: float
+  sample: 1.7
+retries:
+  description: How many times this run asked again after a pending or busy answer.
+  returned: always, also on failure
+  type: int
+  sample: 1
 backup_files:
   description: Backup file names, by the path they were taken of.
   returned: when O(backup=true) and files were replaced

@@ -23,7 +23,10 @@ def der_sha256(path):
 
 def test_ready_file_contents(server):
     ready = json.loads(server.ready_file.read_text())
-    assert set(ready) == {"port", "url", "ca_path", "ca_fingerprint", "intermediate_path", "labels", "pid"}
+    assert set(ready) == {"port", "url", "ca_path", "ca_fingerprint", "intermediate_path", "labels", "pid", "http_port", "crl_url",
+                          "ocsp_url"}
+    assert ready["crl_url"] == "http://127.0.0.1:%d/crl/default-ca.crl" % ready["http_port"]
+    assert ready["ocsp_url"] == "http://127.0.0.1:%d/ocsp" % ready["http_port"]
     assert ready["url"] == "https://127.0.0.1:%d" % ready["port"]
     assert ready["pid"] == server.process.pid
     assert ready["ca_path"] == str(server.state_dir / "ca.pem")

@@ -22,11 +22,20 @@ fullcmc_response=..., fullcmc_pending=..., fullcmc_fail_status=...)`` and faulte
 "wrong_nonce").  /csrattrs also takes the RFC 9908 template form
 ``set_config(csrattrs={"template": {...}, "attributes": [...]})``.  See the role README.
 
+Throttle: with ``{"throttle": {"max_in_flight": N, "per_second": R, "retry_after": S, "status": 503}}`` (at
+start or through set_config) EST requests beyond it get 503 (or 429) with Retry-After; ``throttle_stats()``
+counts admitted and refused ones, and refused ones are in ``requests()`` with fault "throttled".
+
 Intermediate CA: with ``{"issuing_ca": "intermediate"}`` (at start or through
 set_config) certificates are issued by a subordinate CA of the root;
 ``intermediate_path`` / ``label_intermediate_path(label)`` name its PEM file, to be
 handed to a client out of band when ``{"cacerts_omit_intermediate": true}`` leaves
 it out of /cacerts and the enrollment answers.
+
+Revocation: issued certificates name the lab's CRL (``crl_url`` for the default CA)
+and OCSP responder (``ocsp_url``), served over plain HTTP on a port of their own;
+``revoke(serial, reason)`` revokes one (its CRL is re-issued) and
+``set_revocation_fault("crl"|"ocsp", "down"|"bad_signature"|"stale", count)`` breaks them.
 """
 
 import contextlib
@@ -58,6 +67,7 @@ class LabServer:
         self.config = dict(config or {})
         self.key_type = key_type
         self.port = port
+        self.http_port = 0
         self.extra_args = list(extra_args)
         self.url = None
         self.ca_path = None
@@ -126,7 +136,7 @@ class LabServer:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SERVER_PYTHONPATH), env.get("PYTHONPATH")) if p)
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # keep __pycache__ out of the role's files/
         command = [sys.executable, "-m", "estlab", "--state-dir", str(self.state_dir), "--bind", "127.0.0.1",
-                   "--port", str(self.port), "--config", str(self.config_file), "--ready-file", str(self.ready_file),
+                   "--port", str(self.port), "--http-port", str(self.http_port), "--config", str(self.config_file), "--ready-file", str(self.ready_file),
                    "--key-type", self.key_type] + self.extra_args
         self._log = open(self.log_file, "ab")  # pylint: disable=consider-using-with
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=env)
@@ -145,6 +155,7 @@ class LabServer:
             if ready and ready.get("pid") == self.process.pid:
                 self.ready = ready
                 self.port = ready["port"]
+                self.http_port = ready["http_port"]
                 self.url = ready["url"]
                 self.ca_path = ready["ca_path"]
                 self.ca_fingerprint = ready["ca_fingerprint"]
@@ -227,6 +238,34 @@ class LabServer:
 
     def clear_pending(self):
         self._call("DELETE", "/lab/pending")
+
+    def throttle_stats(self):
+        """{"admitted", "refused", "peak_in_flight", "in_flight"} of the throttle (config key "throttle")."""
+        return self._call("GET", "/lab/throttle")
+
+    def clear_throttle_stats(self):
+        return self._call("DELETE", "/lab/throttle")
+
+    @property
+    def crl_url(self):
+        """http://127.0.0.1:HTTP_PORT/crl/default-ca.crl: the CRL of the default CA (the root, not an intermediate)."""
+        return self.ready["crl_url"]
+
+    @property
+    def ocsp_url(self):
+        return self.ready["ocsp_url"]
+
+    def revoke(self, serial, reason="unspecified"):
+        """Revoke the certificate with this serial (int or "0x.." hex); returns {"serial", "issuer", "revocation_time", "reason"}."""
+        return self._call("POST", "/lab/revoke", {"serial": serial, "reason": reason})
+
+    def revocation(self):
+        """{"revoked": {issuer: {serial: {"time", "reason"}}}, "faults": ..., "crl_url", "ocsp_url"}."""
+        return self._call("GET", "/lab/revocation")
+
+    def set_revocation_fault(self, target, fault, count=None):
+        """Break the next count (None: all) answers of target "crl" or "ocsp": "down", "bad_signature", "stale"; fault None clears."""
+        self._call("POST", "/lab/revocation/faults", {"target": target, "fault": fault, "count": count})
 
 
 def start_lab_server(state_dir, config=None, key_type="ec"):

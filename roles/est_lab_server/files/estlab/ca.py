@@ -274,12 +274,13 @@ class CertificateAuthority:
     def fingerprint(self):
         return fingerprint(self.cert)
 
-    def issue(self, subject, public_key, lifetime_seconds, san=None, key_usage=None, eku=None, signer=None):
+    def issue(self, subject, public_key, lifetime_seconds, san=None, key_usage=None, eku=None, signer=None, extensions=()):
         """Sign an end-entity certificate.
 
         san, key_usage and eku are x509.Extension objects (or None for the
         defaults).  signer, when given, is a (name, key) pair used instead of
         this CA -- the fault injector uses it to sign with a CA nobody trusts.
+        extensions are more (value, critical) pairs (the revocation pointers).
         """
         issuer_name, issuer_key = signer or (self.cert.subject, self.key)
         now = utcnow()
@@ -301,6 +302,8 @@ class CertificateAuthority:
             builder = builder.add_extension(DEFAULT_EKU, critical=False)
         if san is not None:
             builder = builder.add_extension(san.value, critical=san.critical)
+        for value, critical in extensions:
+            builder = builder.add_extension(value, critical=critical)
         builder = (builder
                    .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
                    .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False))

@@ -17,6 +17,9 @@ def build_parser():
     parser.add_argument("--state-dir", required=True, help="directory holding the CA(s), server certificate and keys")
     parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8443, help="TCP port, 0 for any free port (default 8443)")
+    parser.add_argument("--http-port", type=int, default=0,
+                        help="plain HTTP port of the CRL and OCSP responder named in issued certificates; 0 for any free "
+                             "port (default; the ready file says which), -1 for none")
     parser.add_argument("--config", help="JSON configuration file")
     parser.add_argument("--ready-file", help="JSON file written once listening (default STATE_DIR/ready.json)")
     parser.add_argument("--key-type", choices=("ec", "rsa"), default="ec", help="key type of new CAs and server key")
@@ -51,7 +54,8 @@ def main(argv=None):
             return 2
     options = Options(state_dir, bind=args.bind, port=args.port, config=config,
                       ready_file=os.path.abspath(args.ready_file) if args.ready_file else None,
-                      key_type=args.key_type, server_names=args.server_name, pidfile=pidfile)
+                      key_type=args.key_type, server_names=args.server_name, pidfile=pidfile,
+                      http_port=args.http_port if args.http_port >= 0 else None)
     notifier = None
     if args.daemon:
         os.makedirs(state_dir, mode=0o700, exist_ok=True)

@@ -9,6 +9,8 @@ import json
 import re
 import threading
 
+from .throttle import check_throttle
+
 # Operation path segments; a CA label must not collide with them (RFC 7030 3.2.2).
 OPERATIONS = ("cacerts", "simpleenroll", "simplereenroll", "csrattrs", "fullcmc", "serverkeygen")
 
@@ -46,6 +48,7 @@ DEFAULTS = {
     "fullcmc_fail_status": 200,
     "fullcmc_signer": "ca",  # who signs PKIResponses: "ca", "cmc_ra", "ee" (no CMC EKU) or "none" (no SignerInfo)
     "fullcmc_omit_signer_cert": False,  # true: the signer's certificate is not in SignedData.certificates
+    "throttle": None,  # {"max_in_flight", "per_second", "burst", "retry_after", "status"}: beyond it 503/429 (throttle.py)
 }
 
 
@@ -171,6 +174,7 @@ CHECKS = {
     "fullcmc_fail_status": _fail_status,
     "fullcmc_signer": _choice("fullcmc_signer", ("ca", "cmc_ra", "ee", "none")),
     "fullcmc_omit_signer_cert": _boolean("fullcmc_omit_signer_cert"),
+    "throttle": lambda value: check_throttle(value, ConfigError),
 }
 
 

@@ -168,8 +168,11 @@ def issue_certificate(state, ca, request, fault, public_key=None):
     elif fault == "other_ca":
         signer = state.rogue_signer(ca)
     san = request.san if state.config.get("copy_sans") else None
-    return ca.issue(request.subject, public_key, state.config.lifetime_seconds(),
-                    san=san, key_usage=request.key_usage, eku=request.eku, signer=signer)
+    cert = ca.issue(request.subject, public_key, state.config.lifetime_seconds(),
+                    san=san, key_usage=request.key_usage, eku=request.eku, signer=signer,
+                    extensions=state.revocation.extensions(ca))
+    state.revocation.record(ca, cert)
+    return cert
 
 
 def _issue(state, ca, request, fault):

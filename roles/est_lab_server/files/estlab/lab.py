@@ -1,4 +1,4 @@
-"""Test-control endpoints: /healthz and /lab/{requests,config,faults,pending}.
+"""Test-control endpoints: /healthz and /lab/{requests,config,faults,pending,revoke,revocation}.
 
 They are plain JSON over the same TLS port, without authentication: this is a
 lab server bound to loopback by default.
@@ -8,6 +8,7 @@ import json
 
 from .config import ConfigError
 from .faults import FaultError
+from .revocation import RevocationError
 from .response import HttpError, json_response
 
 # Lab requests have their own cap: max_body_bytes is about EST requests and may
@@ -85,10 +86,52 @@ def clear_pending(state, ctx):
     return json_response(200, {})
 
 
+def get_throttle(state, ctx):
+    del ctx
+    return json_response(200, state.throttle.snapshot())
+
+
+def clear_throttle(state, ctx):
+    del ctx
+    state.throttle.reset()
+    return json_response(200, state.throttle.snapshot())
+
+
+def post_revoke(state, ctx):
+    """{"serial": N or "0x..", "reason": "keyCompromise"}: revoke a certificate this server issued; its CRL is re-issued."""
+    request = _json_body(ctx)
+    if not isinstance(request, dict) or "serial" not in request or set(request) - {"serial", "reason"}:
+        raise HttpError(400, 'expected {"serial": ..., "reason": ...}')
+    try:
+        return json_response(200, state.revocation.revoke(request["serial"], request.get("reason") or "unspecified"))
+    except RevocationError as exc:
+        raise HttpError(400, str(exc)) from exc
+
+
+def get_revocation(state, ctx):
+    del ctx
+    return json_response(200, state.revocation.snapshot())
+
+
+def post_revocation_faults(state, ctx):
+    request = _json_body(ctx)
+    if not isinstance(request, dict) or set(request) - {"target", "fault", "count"}:
+        raise HttpError(400, 'expected {"target": "crl" or "ocsp", "fault": ... or null, "count": N or null}')
+    try:
+        state.revocation.set_fault(request.get("target"), request.get("fault"), request.get("count"))
+    except RevocationError as exc:
+        raise HttpError(400, str(exc)) from exc
+    return json_response(200, state.revocation.snapshot())
+
+
 ROUTES = {
     "/healthz": {"GET": healthz},
     "/lab/requests": {"GET": get_requests, "DELETE": clear_requests},
     "/lab/config": {"GET": get_config, "POST": post_config},
     "/lab/faults": {"GET": get_faults, "POST": post_faults, "DELETE": clear_faults},
     "/lab/pending": {"GET": get_pending, "DELETE": clear_pending},
+    "/lab/throttle": {"GET": get_throttle, "DELETE": clear_throttle},
+    "/lab/revoke": {"POST": post_revoke},
+    "/lab/revocation": {"GET": get_revocation},
+    "/lab/revocation/faults": {"POST": post_revocation_faults},
 }

@@ -50,4 +50,5 @@ def _route_est(state, ctx, segments):
     method, operation = EST_OPERATIONS[op]
     if ctx.method != method:
         raise _method_not_allowed([method])
-    return operation(state, ctx, ca)
+    with state.throttle.admit(ctx):
+        return operation(state, ctx, ca)

@@ -14,6 +14,7 @@ from socketserver import TCPServer
 
 from .ca import cert_pem, ensure_server_cert, write_file
 from .handlers import EstHandler
+from .revocation import RevocationHTTPServer
 from .state import LabState
 
 log = logging.getLogger("estlab")
@@ -140,7 +141,7 @@ def intermediate_path(ca):
     return ca.intermediate.cert_path if ca.intermediate is not None else None
 
 
-def ready_info(state, bind, port):
+def ready_info(state, bind, port, http_port=None):
     labels = {}
     for label, ca in sorted(state.labelled_cas().items()):
         labels[label] = {"ca_path": ca.cert_path, "ca_fingerprint": ca.fingerprint, "intermediate_path": intermediate_path(ca)}
@@ -152,6 +153,9 @@ def ready_info(state, bind, port):
         "intermediate_path": intermediate_path(state.cas.default),
         "labels": labels,
         "pid": os.getpid(),
+        "http_port": http_port,
+        "crl_url": state.revocation.crl_url(state.cas.default),
+        "ocsp_url": state.revocation.ocsp_url(),
     }
 
 
@@ -177,7 +181,7 @@ class Options:
     """What serve() needs from the command line."""
 
     def __init__(self, state_dir, bind="127.0.0.1", port=8443, config=None, ready_file=None, key_type="ec",
-                 server_names=(), pidfile=None):
+                 server_names=(), pidfile=None, http_port=None):
         self.state_dir = state_dir
         self.bind = bind
         self.port = port
@@ -186,6 +190,7 @@ class Options:
         self.key_type = key_type
         self.server_names = list(server_names)
         self.pidfile = pidfile
+        self.http_port = http_port  # the CRL / OCSP listener (plain HTTP); None: none
 
 
 def serve(options, on_ready=None):
@@ -198,15 +203,23 @@ def serve(options, on_ready=None):
     ensure_server_cert(options.state_dir, state.cas.default, options.key_type, extra_names)
     server = LabHTTPServer((options.bind, options.port), state, make_ssl_context(state))
     port = server.server_address[1]
+    http_server = http_port = None
+    if options.http_port is not None:
+        http_server = RevocationHTTPServer((options.bind, options.http_port), state)
+        http_port = http_server.server_address[1]
+        state.revocation.base_url = "http://%s:%d" % (url_host(options.bind), http_port)
+        threading.Thread(target=http_server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
 
     def publish(_new_cas=None):
-        write_json(options.ready_file, ready_info(state, options.bind, port))
+        write_json(options.ready_file, ready_info(state, options.bind, port, http_port))
 
     state.on_cas_changed(publish)
 
     def stop(signum, _frame):
         log.info("signal %d: stopping", signum)
         threading.Thread(target=server.shutdown, daemon=True).start()
+        if http_server is not None:
+            threading.Thread(target=http_server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -215,11 +228,13 @@ def serve(options, on_ready=None):
     publish()
     log.info("estlab listening on %s (state %s)", ready_info(state, options.bind, port)["url"], options.state_dir)
     if on_ready is not None:
-        on_ready(ready_info(state, options.bind, port))
+        on_ready(ready_info(state, options.bind, port, http_port))
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+        if http_server is not None:
+            http_server.server_close()
         remove_if_ours(options.ready_file)
         if options.pidfile:
             remove_if_ours(options.pidfile)

@@ -7,6 +7,8 @@ from .config import Config
 from .faults import FaultTable
 from .pending import PendingTracker
 from .requestlog import RequestLog
+from .throttle import Throttle
+from .revocation import Revocations
 
 
 class LabState:
@@ -19,6 +21,8 @@ class LabState:
         self.requests = RequestLog()
         self.faults = FaultTable()
         self.pending = PendingTracker()
+        self.throttle = Throttle(self.config)
+        self.revocation = Revocations(self)
         self.started = utcnow()
         self._listeners = []
         self._config_listeners = []

@@ -14,7 +14,7 @@ import stat
 import pytest
 from cryptography import x509
 
-from ansible_collections.pki.est.plugins.module_utils import enroll, statecache
+from ansible_collections.pki.est.plugins.module_utils import enroll, statecache, waiting
 from ansible_collections.pki.est.plugins.module_utils.codecs import encode_body, load_pem_certs, public_key_der
 from ansible_collections.pki.est.plugins.module_utils.csr import (
     build_csr, csr_der, csr_pem, eku_oids, extension_values, key_usage_names, name_pairs, normalize_san, subject_pairs,
@@ -97,7 +97,7 @@ def test_request_202_then_200_polls_with_retry_after(pki):
     clock = Clock()
     certs = enroll.request_certificate(poster, 'simplereenroll', b'csr', wait_timeout=60, sleep=clock.sleep, clock=clock)
     assert _fps(certs) == _fps([pki.leaf])
-    assert clock.sleeps == [10, enroll.DEFAULT_POLL_SECONDS, 3]
+    assert clock.sleeps == [10, waiting.DEFAULT_POLL_SECONDS, 3]
     assert [c[0] for c in poster.calls] == ['simplereenroll'] * 4
     assert set(c[1] for c in poster.calls) == {b'csr'}  # the very same request every time
 

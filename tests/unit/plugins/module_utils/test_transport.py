@@ -485,7 +485,7 @@ def test_server_text_is_short_and_printable():
     assert error.message.isprintable()
 
 
-@pytest.mark.parametrize('status', [500, 502, 503, 418, 299, 100])
+@pytest.mark.parametrize('status', [500, 502, 418, 299, 100])  # 503 and 429 are busy (test_waiting.py)
 def test_other_statuses(status):
     est, _adapter = fake_transport(Answer(status, TEXT, b'Service Unavailable: CA offline'))
     error = _raises('http', est.get, 'cacerts')
