@@ -244,6 +244,7 @@ def test_role_entries_in_directories_that_do_not_exist(runner, lab, tmp_path):
     assert second.recap()['changed'] == 0, str(second)
     assert lab.requests() == []
     tasks = re.findall(r'^TASK \[pki\.est\.est_enroll : (.*?)\]', second.stdout, re.M)
+    tasks = [task for task in tasks if not task.startswith('Enroll a Windows host')]  # one skipped include elsewhere
     assert tasks[0].startswith('Validating arguments against arg spec'), tasks
     assert tasks[1:] == ['Resolve the certificate entries',
                          'Check the certificate entries (names, and no two entries sharing a file)',
